@@ -1,0 +1,1 @@
+"""grain data pipelines: sources per modality, host transforms and mask samplers."""

@@ -1,0 +1,1 @@
+"""Mask samplers: turn examples into fixed-shape masked batches on the host."""

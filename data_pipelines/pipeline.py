@@ -1,0 +1,69 @@
+"""grain pipelines: shuffled, per-process sharded, masked, batched and prefetched.
+
+Order matters for reproducibility across process counts: the per-example random transform
+(augmentation + mask sampling) is applied *before* the per-process shard, so example i of the
+global stream gets the same crop and masks whether one process or several read it. A global batch
+is the union of the processes' local batches (``jepax.sharding.global_batch``).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import grain
+import numpy as np
+
+from data_pipelines.images import DataError
+
+
+def train_dataset(source, *, seed: int, global_batch: int,
+                  example_fn: Callable[[dict, np.random.Generator], dict] | None = None,
+                  batch_fn: Callable[[dict, np.random.Generator], dict] | None = None,
+                  num_threads: int = 2, prefetch: int = 4, num_workers: int = 0,
+                  shard: tuple[int, int] | None = None) -> grain.IterDataset:
+    """Endless training stream of this process's local batches.
+
+    source -> shuffle (new order each epoch) -> repeat -> example_fn (seeded per global index)
+    -> shard by process -> batch (drop remainder) -> batch_fn (seeded per local batch)
+    -> threaded read-ahead (and worker processes if num_workers > 0).
+
+    `shard` = (index, count) overrides this process's shard (default: grain's
+    ShardByJaxProcess, i.e. jax.process_index() of jax.process_count())."""
+    if len(source) == 0:
+        raise DataError("the training dataset is empty")
+    ds = grain.MapDataset.source(source).seed(seed).shuffle().repeat()
+    if example_fn is not None:
+        ds = ds.random_map(example_fn)
+    if shard is None:
+        by_process = grain.sharding.ShardByJaxProcess(drop_remainder=True)
+        shard = (by_process.shard_index, by_process.shard_count)
+    index, count = shard
+    if global_batch % count:
+        raise ValueError(f"train.batch_size={global_batch} is not divisible by the {count} "
+                         "processes; use a multiple of the process count")
+    ds = ds[index::count]
+    ds = ds.batch(global_batch // count, drop_remainder=True)
+    if batch_fn is not None:
+        ds = ds.random_map(batch_fn)
+    it = ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads,
+                                              prefetch_buffer_size=prefetch))
+    if num_workers > 0:
+        it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
+    return it
+
+
+def labelled_arrays(source, limit: int | None, transform: Callable[[np.ndarray], np.ndarray],
+                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed random subset (all if limit is None) of (images, labels) for evaluation."""
+    n = len(source)
+    if n == 0:
+        raise DataError("the evaluation dataset is empty")
+    order = np.random.default_rng(seed).permutation(n)[: n if limit is None else min(limit, n)]
+    if hasattr(source, "images") and hasattr(source, "labels"):
+        images = source.images[order]
+        if transform is not None:
+            images = np.stack([transform(im) for im in images])
+        return images, source.labels[order]
+    examples = [source[int(i)] for i in order]
+    return (np.stack([transform(e["image"]) for e in examples]),
+            np.asarray([e["label"] for e in examples], np.int32))

@@ -1,0 +1,1 @@
+"""Evaluators over frozen features: linear probe, k-NN and RankMe (collapse monitor)."""

@@ -1,0 +1,27 @@
+"""k-nearest-neighbour classifier on cosine similarity, temperature-weighted votes (as DINO)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def knn(train_x, train_y, test_x, test_y, *, k: int = 20, temperature: float = 0.07,
+        chunk: int = 1024) -> dict:
+    train = _normalize(np.asarray(train_x, np.float32))
+    test = _normalize(np.asarray(test_x, np.float32))
+    num_classes = int(max(train_y.max(), test_y.max())) + 1
+    k = min(k, len(train))
+    correct = 0
+    for start in range(0, len(test), chunk):
+        sims = test[start:start + chunk] @ train.T
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        top_sims = np.take_along_axis(sims, top, 1)
+        votes = np.zeros((len(top), num_classes), np.float64)
+        np.add.at(votes, (np.arange(len(top))[:, None], train_y[top]),
+                  np.exp(top_sims / temperature))
+        correct += int((votes.argmax(1) == test_y[start:start + chunk]).sum())
+    return {"knn_acc": correct / len(test)}
+
+
+def _normalize(x):
+    return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-8)

@@ -1,0 +1,1 @@
+"""Model building blocks: layers, ViT encoder/predictor, positional embeddings, tokenizers."""

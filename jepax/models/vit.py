@@ -1,0 +1,92 @@
+"""Vision-transformer encoder and the narrow JEPA predictor.
+
+Both take token *indices* so a JEPA can drop masked tokens instead of replacing them: the
+encoder sees only the context tokens, and the predictor appends one mask token per target
+position. Index arrays have fixed capacity; a boolean validity mask marks the real entries and
+padded entries are excluded as attention keys.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from flax import nnx
+
+from jepax.models.layers import Block, dense_init, layer_norm, zeros
+from jepax.models.posemb import sincos_nd
+from jepax.sharding import constrain
+
+
+def gather_tokens(x, idx):
+    """x: (B, N, D), idx: (B, K) -> (B, K, D)."""
+    return jnp.take_along_axis(x, idx[..., None], axis=1)
+
+
+class Transformer(nnx.Module):
+    """A stack of pre-LN blocks followed by a final LayerNorm."""
+
+    def __init__(self, dim, depth, heads, mlp_ratio, *, dtype, attention_impl, rngs):
+        self.blocks = nnx.List([
+            Block(dim, heads, mlp_ratio, layer_id=i + 1, dtype=dtype,
+                  attention_impl=attention_impl, rngs=rngs) for i in range(depth)])
+        self.norm = layer_norm(dim, dtype=dtype, rngs=rngs)
+
+    def __call__(self, x, key_mask=None):
+        for block in self.blocks:
+            x = block(x, key_mask)
+        return self.norm(x)
+
+
+class Encoder(nnx.Module):
+    """Tokenizer + fixed positional embedding + transformer. No class token."""
+
+    def __init__(self, tokenizer: nnx.Module, grid: tuple[int, ...], *, dim, depth, heads,
+                 mlp_ratio, dtype, attention_impl, rngs):
+        self.tokenizer = tokenizer
+        self.grid = tuple(grid)  # fixed sin-cos positions are trace-time constants, not state
+        self.dim = dim
+        self.transformer = Transformer(dim, depth, heads, mlp_ratio, dtype=dtype,
+                                       attention_impl=attention_impl, rngs=rngs)
+
+    def __call__(self, inputs, keep_idx=None, keep_valid=None):
+        """Encode all tokens, or only `keep_idx` (B, K) with validity `keep_valid` (B, K)."""
+        x = self.tokenizer(inputs)
+        x = x + sincos_nd(self.dim, self.grid).astype(x.dtype)
+        if keep_idx is not None:
+            x = gather_tokens(x, keep_idx)
+        x = constrain(x, ("batch", "seq", None))
+        return self.transformer(x, keep_valid)
+
+
+class Predictor(nnx.Module):
+    """Narrow transformer that predicts target-token embeddings from context embeddings.
+
+    For each of M target blocks, the sequence is [context tokens ; mask tokens at the block's
+    positions]; all M blocks run as one batched call of size B * M."""
+
+    def __init__(self, grid: tuple[int, ...], *, in_dim, dim, depth, heads, mlp_ratio, dtype,
+                 attention_impl, rngs):
+        self.embed = nnx.Linear(in_dim, dim, dtype=dtype, kernel_init=dense_init("embed", None),
+                                bias_init=zeros(None), rngs=rngs)
+        self.mask_token = nnx.Param(
+            nnx.with_partitioning(nnx.initializers.truncated_normal(0.02), (None,))(
+                rngs.params(), (dim,)))
+        self.grid = tuple(grid)
+        self.dim = dim
+        self.transformer = Transformer(dim, depth, heads, mlp_ratio, dtype=dtype,
+                                       attention_impl=attention_impl, rngs=rngs)
+        self.proj = nnx.Linear(dim, in_dim, dtype=dtype, kernel_init=dense_init(None, "embed"),
+                               bias_init=zeros("embed"), rngs=rngs)
+
+    def __call__(self, z, ctx_idx, ctx_valid, tgt_idx, tgt_valid):
+        """z: (B, C, D_enc); ctx_*: (B, C); tgt_*: (B, M, T) -> (B, M, T, D_enc)."""
+        b, m, t = tgt_idx.shape
+        pos = jnp.asarray(sincos_nd(self.dim, self.grid))
+        x = self.embed(z) + pos[ctx_idx].astype(z.dtype)
+        queries = self.mask_token[...].astype(z.dtype) + pos[tgt_idx].astype(z.dtype)
+        x = jnp.broadcast_to(x[:, None], (b, m) + x.shape[1:])
+        seq = jnp.concatenate([x, queries], axis=2).reshape(b * m, -1, x.shape[-1])
+        valid = jnp.concatenate(
+            [jnp.broadcast_to(ctx_valid[:, None], (b, m, ctx_valid.shape[-1])), tgt_valid], axis=2)
+        seq = constrain(seq, ("batch", "seq", None))
+        out = self.transformer(seq, valid.reshape(b * m, -1))[:, -t:]
+        return self.proj(out).reshape(b, m, t, -1)

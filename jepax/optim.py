@@ -1,0 +1,53 @@
+"""Optimizer and schedules from the config (I-JEPA recipe by default).
+
+* learning rate: linear warmup from ``start_lr`` to ``lr``, then cosine to ``final_lr``;
+* weight decay: cosine from ``weight_decay`` to ``final_weight_decay`` (it *increases*);
+* EMA momentum of the target encoder: linear from ``ema[0]`` to ``ema[1]``;
+* AdamW with decay only on parameters of rank > 1 (biases, norm scales and other vectors are
+  excluded), optional global-norm clipping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import jax
+import optax
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedules:
+    lr: Callable
+    weight_decay: Callable
+    ema: Callable
+
+
+def schedules(optim_config, total_steps: int) -> Schedules:
+    o = optim_config
+    warmup = min(int(o.warmup_steps), total_steps)
+    lr = optax.warmup_cosine_decay_schedule(
+        init_value=o.start_lr, peak_value=o.lr, warmup_steps=warmup,
+        decay_steps=max(total_steps, warmup + 1), end_value=o.final_lr)
+    # cosine_decay_schedule goes from init to init * alpha: alpha = final / init rises when > 1.
+    if o.weight_decay > 0:
+        wd = optax.cosine_decay_schedule(init_value=o.weight_decay, decay_steps=total_steps,
+                                         alpha=o.final_weight_decay / o.weight_decay)
+    else:
+        wd = optax.constant_schedule(0.0)
+    ema = optax.linear_schedule(o.ema[0], o.ema[1], total_steps)
+    return Schedules(lr=lr, weight_decay=wd, ema=ema)
+
+
+def decay_mask(params):
+    """True where weight decay applies: parameters with more than one dimension."""
+    return jax.tree.map(lambda p: p.ndim > 1, params)
+
+
+def optimizer(optim_config, sched: Schedules) -> optax.GradientTransformation:
+    o = optim_config
+    tx = optax.adamw(sched.lr, b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=sched.weight_decay,
+                     mask=decay_mask)
+    if o.grad_clip > 0:
+        tx = optax.chain(optax.clip_by_global_norm(o.grad_clip), tx)
+    return tx

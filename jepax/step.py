@@ -1,0 +1,52 @@
+"""Pure train and eval steps: (state, batch) -> (state, metrics), jit-compiled with shardings."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jepax.optim import Schedules
+from jepax.state import TrainState
+
+
+def make_train_step(variant, tx: optax.GradientTransformation, sched: Schedules):
+    def train_step(state: TrainState, batch):
+        rng = jax.random.fold_in(state.rng, state.step)
+        (loss, aux), grads = jax.value_and_grad(variant.loss, has_aux=True)(
+            state.params, state.target, batch, rng)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        momentum = sched.ema(state.step)
+        target = jax.tree.map(lambda t, p: momentum * t + (1.0 - momentum) * p,
+                              state.target, variant.target_source(params))
+        grad_norm = optax.tree.norm(grads)
+        metrics = {
+            "loss": loss,
+            "grad_norm": grad_norm,
+            "finite": jnp.isfinite(loss) & jnp.isfinite(grad_norm),
+            "lr": sched.lr(state.step),
+            "weight_decay": sched.weight_decay(state.step),
+            "ema": momentum,
+            **aux,
+        }
+        new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                                  target=target)
+        return new_state, metrics
+
+    return train_step
+
+
+def compile_train_step(train_step, abstract_state: TrainState, abstract_batch, metrics_sharding):
+    """AOT-compile with explicit shardings and a donated state: the returned executable refuses
+    inputs of other shapes, so a run can never silently recompile."""
+    shardings = jax.tree.map(lambda a: a.sharding, abstract_state)
+    batch_sh = jax.tree.map(lambda a: a.sharding, abstract_batch)
+    jitted = jax.jit(train_step, in_shardings=(shardings, batch_sh),
+                     out_shardings=(shardings, metrics_sharding), donate_argnums=0)
+    return jitted.lower(abstract_state, abstract_batch).compile()
+
+
+def make_features_fn(variant, target_shardings, mesh_batch_sharding, replicated):
+    return jax.jit(variant.features, in_shardings=(target_shardings, mesh_batch_sharding),
+                   out_shardings=replicated)

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install everything jepax needs on a fresh Debian/Ubuntu machine: the Fashion-MNIST files
+# (Debian package) and a virtual environment in .venv with jepax installed editable.
+# Usage: source scripts/setup.sh [pip extras, e.g. test or test,bench]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq dataset-fashion-mnist
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+extras="${1:-}"
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"

@@ -1,0 +1,29 @@
+"""jepax: Joint-Embedding Predictive Architectures in JAX/Flax, sharded on any mesh."""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+here = Path(__file__).parent
+requirements = [
+    line.split("#")[0].strip()
+    for line in (here / "requirements.txt").read_text().splitlines()
+    if line.split("#")[0].strip()
+]
+
+setup(
+    name="jepax",
+    version="0.1.0",
+    description="JEPA pretraining in JAX/Flax on device meshes",
+    long_description=(here / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["jepax", "jepax.*", "data_pipelines", "data_pipelines.*"]),
+    install_requires=requirements,
+    extras_require={
+        "test": ["pytest>=8,<10"],
+        # Benchmark-only: the PyTorch reference step. Never a runtime dependency.
+        "bench": ["torch>=2.9,<2.15"],
+        "cuda13": ["jax[cuda13]>=0.10.2,<0.12"],
+        "tpu": ["jax[tpu]>=0.10.2,<0.12"],
+    },
+)

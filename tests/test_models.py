@@ -1,0 +1,122 @@
+"""Model shapes, positional embeddings, dropped-token encoding and the I-JEPA loss."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jepax.models.posemb import sincos_1d, sincos_2d, sincos_nd
+from jepax.variants.ijepa import IJEPA
+from tests.helpers import init_params, small_ijepa
+
+
+def test_sincos_1d_values():
+    emb = sincos_1d(8, np.arange(3))
+    assert emb.shape == (3, 8)
+    np.testing.assert_allclose(emb[0], [0, 0, 0, 0, 1, 1, 1, 1], atol=1e-7)
+    # first frequency is 1: sin(position) in column 0
+    np.testing.assert_allclose(emb[:, 0], np.sin(np.arange(3)), atol=1e-6)
+
+
+def test_sincos_2d_layout_first_half_is_column():
+    emb = sincos_2d(16, 3, 4)
+    assert emb.shape == (12, 16)
+    grid = emb.reshape(3, 4, 16)
+    # first half depends only on the column, second half only on the row
+    np.testing.assert_allclose(grid[0, :, :8], grid[2, :, :8])
+    np.testing.assert_allclose(grid[:, 0, 8:], grid[:, 3, 8:])
+    assert not np.allclose(grid[0, 0, :8], grid[0, 1, :8])
+    # every position is distinct
+    assert len({tuple(np.round(r, 5)) for r in emb}) == 12
+
+
+def test_sincos_3d_and_bad_dims():
+    assert sincos_nd(12, (2, 3, 4)).shape == (24, 12)
+    with pytest.raises(ValueError, match="divisible"):
+        sincos_nd(10, (2, 2))
+
+
+@pytest.fixture(scope="module")
+def model():
+    config = small_ijepa()
+    variant = IJEPA(config)
+    params = init_params(variant)
+    return config, variant, params
+
+
+def jitted(variant):
+    """The model's functions compiled, as training runs them (eager op-by-op is slow)."""
+    return jax.jit(variant.encoder.__call__), jax.jit(variant.predictor.__call__)
+
+
+def test_encoder_and_predictor_shapes(model):
+    config, variant, params = model
+    b, n = 3, variant.grid[0] * variant.grid[1]
+    images = jnp.zeros((b, 28, 28, 1), jnp.uint8)
+    x = variant.normalize(images)
+    encoder, predictor = jitted(variant)
+    full = encoder(params["encoder"], x)
+    assert full.shape == (b, n, config.model.width)
+    idx = jnp.tile(jnp.arange(10, dtype=jnp.int32), (b, 1))
+    valid = jnp.ones((b, 10), bool)
+    z = encoder(params["encoder"], x, idx, valid)
+    assert z.shape == (b, 10, config.model.width)
+    tidx = jnp.tile(jnp.arange(20, 26, dtype=jnp.int32), (b, 4, 1))
+    pred = predictor(params["predictor"], z, idx, valid, tidx, jnp.ones((b, 4, 6), bool))
+    assert pred.shape == (b, 4, 6, config.model.width)
+    assert jax.jit(variant.features)(params["encoder"], images).shape == (b, config.model.width)
+
+
+def test_context_encoder_drops_tokens_and_ignores_padding(model):
+    _, variant, params = model
+    rng = np.random.default_rng(0)
+    images = jnp.asarray(rng.integers(0, 255, (2, 28, 28, 1)), jnp.uint8)
+    x = variant.normalize(images)
+    encoder, _ = jitted(variant)
+    keep = jnp.asarray([[1, 4, 9, 30, 0, 0], [2, 3, 5, 7, 11, 13]], jnp.int32)
+    valid = jnp.asarray([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], bool)
+    z = encoder(params["encoder"], x, keep, valid)
+    # Changing the padded entries' indices must not change the valid outputs.
+    keep2 = keep.at[0, 4:].set(jnp.asarray([40, 41]))
+    z2 = encoder(params["encoder"], x, keep2, valid)
+    np.testing.assert_allclose(z[0, :4], z2[0, :4], atol=1e-5)
+    # Encoding only 4 tokens equals encoding exactly those 4 (tokens are dropped, not masked).
+    z3 = encoder(params["encoder"], x[:1], keep[:1, :4], valid[:1, :4])
+    np.testing.assert_allclose(z[0, :4], z3[0], atol=1e-5)
+    # ... and differs from running the encoder on the full image (context sees less).
+    full = encoder(params["encoder"], x[:1])
+    assert not np.allclose(full[0, np.asarray(keep[0, :4])], z3[0], atol=1e-3)
+
+
+def test_residual_projection_rescaled_per_layer():
+    config = small_ijepa(model__depth=3)
+    params = init_params(IJEPA(config), 1)
+    blocks = params["encoder"]["transformer"]["blocks"]
+    stds = [np.std(blocks[i]["mlp"]["fc2"]["kernel"]) for i in range(3)]
+    fc1 = np.std(blocks[0]["mlp"]["fc1"]["kernel"])
+    assert 0.015 < fc1 < 0.025  # truncated normal, std 0.02
+    np.testing.assert_allclose(stds, [0.02 / np.sqrt(2 * (i + 1)) for i in range(3)], rtol=0.15)
+    assert all(np.all(b["attn"]["qkv"]["bias"] == 0) for b in blocks.values())
+
+
+def test_loss_ignores_invalid_targets_and_target_is_layer_normed(model):
+    _, variant, params = model
+    rng = np.random.default_rng(1)
+    batch = {
+        "image": jnp.asarray(rng.integers(0, 255, (2, 28, 28, 1)), jnp.uint8),
+        "context_idx": jnp.tile(jnp.arange(20, dtype=jnp.int32), (2, 1)),
+        "context_valid": jnp.ones((2, 20), bool),
+        "target_idx": jnp.tile(jnp.arange(30, 36, dtype=jnp.int32), (2, 4, 1)),
+        "target_valid": jnp.ones((2, 4, 6), bool).at[:, :, 4:].set(False),
+    }
+    loss_fn = jax.jit(lambda p, t, b: variant.loss(p, t, b, None)[0])
+    loss = loss_fn(params, params["encoder"], batch)
+    moved = dict(batch, target_idx=batch["target_idx"].at[:, :, 4:].set(0))
+    loss2 = loss_fn(params, params["encoder"], moved)
+    assert np.isfinite(loss) and float(loss) > 0
+    np.testing.assert_allclose(loss, loss2, rtol=1e-6)
+    # gradients flow to encoder and predictor, never into the target
+    grads = jax.jit(jax.grad(loss_fn, argnums=(0, 1)))(params, params["encoder"], batch)
+    assert float(jnp.abs(grads[0]["predictor"]["proj"]["kernel"]).sum()) > 0
+    assert float(jnp.abs(grads[0]["encoder"]["tokenizer"]["proj"]["kernel"]).sum()) > 0
+    assert all(float(jnp.abs(g).sum()) == 0 for g in jax.tree.leaves(grads[1]))

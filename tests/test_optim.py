@@ -1,0 +1,55 @@
+"""Schedules at given steps and AdamW weight-decay exclusion."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jepax.optim import decay_mask, optimizer, schedules
+from tests.helpers import small_ijepa
+
+
+def make(steps=1000, warmup=100, **optim):
+    c = small_ijepa()
+    c.optim.update(warmup_steps=warmup, **optim)
+    return c.optim, schedules(c.optim, steps)
+
+
+def test_lr_warmup_then_cosine():
+    o, s = make(lr=1e-3, start_lr=2e-4, final_lr=1e-6)
+    np.testing.assert_allclose(s.lr(0), 2e-4, rtol=1e-6)
+    np.testing.assert_allclose(s.lr(50), 2e-4 + 0.5 * (1e-3 - 2e-4), rtol=1e-5)
+    np.testing.assert_allclose(s.lr(100), 1e-3, rtol=1e-6)
+    # halfway through the cosine part: mean of peak and final
+    np.testing.assert_allclose(s.lr(550), (1e-3 + 1e-6) / 2, rtol=1e-4)
+    np.testing.assert_allclose(s.lr(1000), 1e-6, rtol=1e-4)
+    assert s.lr(300) > s.lr(600) > s.lr(900)
+
+
+def test_weight_decay_cosine_increases():
+    _, s = make(weight_decay=0.04, final_weight_decay=0.4)
+    np.testing.assert_allclose(s.weight_decay(0), 0.04, rtol=1e-6)
+    np.testing.assert_allclose(s.weight_decay(500), 0.22, rtol=1e-5)
+    np.testing.assert_allclose(s.weight_decay(1000), 0.4, rtol=1e-6)
+    assert s.weight_decay(250) < s.weight_decay(750)
+
+
+def test_ema_linear():
+    _, s = make(ema=(0.996, 1.0))
+    np.testing.assert_allclose([s.ema(0), s.ema(500), s.ema(1000)], [0.996, 0.998, 1.0], rtol=1e-6)
+
+
+def test_weight_decay_skips_biases_and_vectors():
+    o, s = make(lr=0.1, start_lr=0.1, warmup=0, weight_decay=0.5, final_weight_decay=0.5)
+    params = {"kernel": jnp.ones((3, 4)), "bias": jnp.ones(4), "scale": jnp.ones(4),
+              "token": jnp.ones((1, 4))}
+    assert decay_mask(params) == {"kernel": True, "bias": False, "scale": False, "token": True}
+    tx = optimizer(o, s)
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    updates, _ = tx.update(zeros, tx.init(params), params)
+    new = optax.apply_updates(params, updates)
+    np.testing.assert_allclose(new["bias"], 1.0)
+    np.testing.assert_allclose(new["scale"], 1.0)
+    np.testing.assert_allclose(new["kernel"], 1.0 - 0.1 * 0.5, rtol=1e-6)  # decoupled: lr * wd
+    np.testing.assert_allclose(new["token"], 1.0 - 0.1 * 0.5, rtol=1e-6)
+
