@@ -27,7 +27,7 @@ Commands:
          --workdir=gs://BUCKET/ijepa"
 """
 
-from jepax.config import base_config, finalize, parse_preset
+from jepax.config import any_type, base_config, finalize, parse_preset
 
 
 def get_config(arg=None):
@@ -55,7 +55,8 @@ def get_config(arg=None):
         context_scale=(0.85, 1.0), context_aspect=(1.0, 1.0),
         min_context=10, allow_overlap=False,
         official=False,           # True: the reference collator's semantics (see masks/multiblock.py)
-        context_capacity="auto", target_capacity=None, pad_multiple=1,
+        # None: exact maximum (never truncate) | 'auto': 99th percentile | an int
+        context_capacity=any_type("auto"), target_capacity=any_type(None), pad_multiple=1,
     )
     c.train.steps = 3000
     c.train.batch_size = 128

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +44,23 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
+    def _failed(self, what: str, error: Exception) -> CheckpointError:
+        good = self.steps()
+        return CheckpointError(
+            f"{what} in {self.directory} failed ({type(error).__name__}: {error}). If the disk is "
+            "full, free space or lower --config.train.keep_checkpoints; the last complete "
+            f"checkpoint ({'step ' + str(good[-1]) if good else 'none yet'}) is intact and "
+            "rerunning the same command resumes from it")
+
     def save(self, step: int, state, data_iterator, meta: dict) -> None:
-        self.manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
-            data=grain.checkpoint.CheckpointSave(data_iterator),
-            meta=ocp.args.JsonSave(meta)), force=True)
+        """Start an (async) save; errors of an earlier async save surface here."""
+        try:
+            self.manager.save(step, args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state),
+                data=grain.checkpoint.CheckpointSave(data_iterator),
+                meta=ocp.args.JsonSave(meta)), force=True)
+        except Exception as e:  # orbax wraps I/O errors (e.g. ENOSPC) in several types
+            raise self._failed(f"saving the checkpoint of step {step}", e) from e
 
     def restore(self, step: int, abstract_state, data_iterator=None) -> tuple[Any, dict]:
         """Restore `step` into the shardings carried by `abstract_state` (and the iterator in
@@ -67,11 +81,45 @@ class Checkpointer:
             state=ocp.args.StandardRestore()))
         return jax.tree.map(np.asarray, restored["state"])
 
+    def restore_latest(self, abstract_state, data_iterator=None):
+        """Restore the newest checkpoint that loads completely; a corrupt or incomplete one is
+        moved aside (to ``<workdir>/corrupt_checkpoints/``) with a clear log line and the
+        previous one is tried. Returns (state, meta), or (None, None) if there are none."""
+        for step in reversed(self.steps()):
+            try:
+                return self.restore(step, abstract_state, data_iterator)
+            except Exception as e:  # noqa: BLE001 - any failure means "not loadable"
+                log.error("checkpoint at step %d in %s is corrupt or incomplete (%s: %s); moving "
+                          "it aside and trying the previous one", step, self.directory,
+                          type(e).__name__, str(e)[:300])
+                self._quarantine(step)
+        if self.steps():
+            raise CheckpointError(f"no checkpoint in {self.directory} could be restored")
+        return None, None
+
+    def _quarantine(self, step: int) -> None:
+        if jax.process_index() == 0:
+            aside = self.directory.parent / "corrupt_checkpoints" / f"{step}-{int(time.time())}"
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(self.directory / str(step)), aside)
+        multihost_sync("jepax_quarantine")
+        self.manager.reload()
+
     def wait(self) -> None:
-        self.manager.wait_until_finished()
+        try:
+            self.manager.wait_until_finished()
+        except Exception as e:  # noqa: BLE001 - surface async write failures clearly
+            raise self._failed("writing a checkpoint", e) from e
 
     def close(self) -> None:
         self.manager.close()
+
+
+def multihost_sync(name: str) -> None:
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
 def run_config_path(workdir: str | Path) -> Path:

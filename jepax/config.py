@@ -71,6 +71,12 @@ def base_config() -> ml_collections.ConfigDict:
     return c
 
 
+def any_type(default):
+    """A config field that accepts values of any type (e.g. None | 'auto' | int), from Python
+    and from the command line (which parses literals)."""
+    return ml_collections.FieldReference(default, field_type=object)
+
+
 def parse_preset(arg: str | None, presets: dict[str, Callable]) -> Callable | None:
     """`--config=experiments/x.py:tiny` -> the preset function for 'tiny' (None for default)."""
     if not arg:

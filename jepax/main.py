@@ -30,9 +30,7 @@ def main(argv) -> None:
     import jax
 
     if jax.process_index() == 0:
-        print(json.dumps({k: v for k, v in summary.items() if k != "eval"} | {
-            "eval": {name: {k: v for k, v in row.items() if isinstance(v, float)}
-                     for name, row in summary["eval"].items()}}, indent=1))
+        print(json.dumps(summary, indent=1, default=str))
 
 
 if __name__ == "__main__":

@@ -51,9 +51,19 @@ class MetricsWriter:
         the file holds one record per step after a resume."""
         if not self.path.exists():
             return
-        kept = [line for line in self.path.read_text().splitlines()
-                if line and json.loads(line).get("step", 0) <= step]
-        self.path.write_text("".join(line + "\n" for line in kept))
+        kept = [json.dumps(r) for r in _records(self.path) if r.get("step", 0) <= step]
+        tmp = self.path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        tmp.replace(self.path)
+
+    def rewind(self, step: int) -> None:
+        """Forget records past `step` (after a rollback to an earlier checkpoint)."""
+        if self.active:
+            self.file.close()
+            self._truncate_after(step)
+            self.file = open(self.path, "a", buffering=1)
+            if self.bar is not None:
+                self.bar.n = step
 
     def write(self, step: int, metrics: dict[str, Any]) -> None:
         if not self.active:
@@ -88,8 +98,18 @@ class MetricsWriter:
         self.file.close()
 
 
+def _records(path: Path) -> list[dict]:
+    """Parsed lines; a torn last line (the process was killed mid-write) is dropped."""
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
 def read_metrics(workdir: str | Path) -> list[dict]:
     """Per-step records of a run (events excluded)."""
-    path = Path(workdir) / "metrics.jsonl"
-    records = [json.loads(line) for line in path.read_text().splitlines() if line]
-    return [r for r in records if "step" in r and "event" not in r]
+    return [r for r in _records(Path(workdir) / "metrics.jsonl")
+            if "step" in r and "event" not in r]

@@ -1,8 +1,8 @@
 """The training loop: ``run(config, workdir)``. Importable (Colab) without absl flags.
 
-setup mesh -> sharded state (restored if the workdir has a checkpoint) -> grain stream ->
-AOT-compiled train step -> loop with one-step-late metrics, periodic async checkpoints and
-evaluations -> final checkpoint and evaluation.
+setup mesh -> sharded state (restored from the newest loadable checkpoint, if any) -> grain
+stream -> AOT-compiled train step -> loop with one-step-late metrics, periodic async
+checkpoints, evaluations, preemption and NaN handling -> final checkpoint and evaluation.
 """
 
 from __future__ import annotations
@@ -15,29 +15,34 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec as P
 
 from data_pipelines.images import image_source
-from data_pipelines.pipeline import labelled_arrays, train_dataset
+from data_pipelines.pipeline import train_dataset
 from jepax import checkpoint, config as config_lib, distributed, flops, optim, sharding
 from jepax import state as state_lib, step as step_lib, variants
-from jepax.evaluators.report import evaluate_features, pixel_features, write_results
+from jepax.evaluators.runner import FeatureEvaluator
 from jepax.metrics import MetricsWriter
+from jepax.preemption import Preempted, PreemptionGuard
 
 log = logging.getLogger("jepax")
 
 # Keys that may differ when resuming a workdir: they don't change what is being trained.
 RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.eval_every",
                      "train.checkpoint_every", "train.keep_checkpoints",
-                     "train.async_checkpoints", "train.nan_policy", "train.max_rollbacks", "train.run_steps",
-                     "train.allow_config_change", "logging.", "eval.", "distributed.", "mesh.",
-                     "data.num_threads", "data.prefetch", "data.num_workers", "data.path",
-                     "data.data_dir")
+                     "train.async_checkpoints", "train.nan_policy", "train.max_rollbacks",
+                     "train.run_steps", "train.allow_config_change", "logging.", "eval.",
+                     "distributed.", "mesh.", "data.num_threads", "data.prefetch",
+                     "data.num_workers", "data.path", "data.data_dir")
 
 
 class NonFiniteLossError(FloatingPointError):
     """The loss or gradient norm became NaN/Inf."""
+
+
+class _Rollback(Exception):
+    def __init__(self, step: int, position: int):
+        super().__init__(step, position)
+        self.step, self.position = step, position
 
 
 def _setup_logging() -> None:
@@ -54,7 +59,7 @@ def _setup_logging() -> None:
 
 
 def default_workdir(config) -> Path:
-    return Path("runs") / (config.name or config.variant)
+    return Path("runs") / (config.get("name") or config.get("variant") or config.get("study"))
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -82,56 +87,6 @@ def check_workdir_config(workdir: Path, config) -> None:
             "or pass --config.train.allow_config_change=True to resume it anyway")
 
 
-def _eval_arrays(config, variant, split: str, limit):
-    return labelled_arrays(image_source(config.data, split), limit, variant.eval_transform())
-
-
-class _Evaluator:
-    """Features of the target encoder (and, once, of baselines) -> probe/k-NN/RankMe results."""
-
-    def __init__(self, config, variant, mesh, target_shardings, workdir):
-        self.config, self.variant, self.mesh, self.workdir = config, variant, mesh, workdir
-        self.features = jax.jit(variant.features, in_shardings=(
-            target_shardings, sharding.batch_sharding(mesh)), out_shardings=sharding.replicated(mesh))
-        self.data = None
-        self.baselines = None
-
-    def _extract(self, target, images: np.ndarray) -> np.ndarray:
-        bs = self.config.eval.batch_size
-        out = []
-        sh = sharding.batch_sharding(self.mesh)
-        for start in range(0, len(images), bs):
-            chunk = images[start:start + bs]
-            padded = np.concatenate([chunk, np.repeat(chunk[-1:], bs - len(chunk), 0)])
-            x = jax.make_array_from_callback(padded.shape, sh, lambda idx: padded[idx])
-            out.append(np.asarray(jax.device_get(self.features(target, x)))[:len(chunk)])
-        return np.concatenate(out)
-
-    def __call__(self, step: int, target, random_target_fn) -> dict:
-        e = self.config.eval
-        if self.data is None:
-            self.data = (_eval_arrays(self.config, self.variant, "train", e.train_examples),
-                         _eval_arrays(self.config, self.variant, "test", e.test_examples))
-        (xtr, ytr), (xte, yte) = self.data
-        t0 = time.perf_counter()
-        rows = {"pretrained": evaluate_features(self._extract(target, xtr), ytr,
-                                                self._extract(target, xte), yte, e)}
-        if self.baselines is None:
-            random_target = random_target_fn()
-            self.baselines = {
-                "random init": evaluate_features(self._extract(random_target, xtr), ytr,
-                                                 self._extract(random_target, xte), yte, e),
-                "raw pixels": evaluate_features(pixel_features(xtr), ytr, pixel_features(xte),
-                                                yte, e),
-            }
-        rows.update(self.baselines)
-        write_results(self.workdir, step, rows)
-        log.info("eval at step %d (%.1fs): %s", step, time.perf_counter() - t0,
-                 "; ".join(f"{n}: " + ", ".join(f"{k}={v:.4f}" for k, v in r.items()
-                                                 if isinstance(v, float)) for n, r in rows.items()))
-        return rows
-
-
 def _validate_batching(config, mesh) -> None:
     shards = mesh.shape["data"] * mesh.shape["fsdp"]
     for name, size in (("train.batch_size", config.train.batch_size),
@@ -152,14 +107,14 @@ def _load_init_from(path: str, params, target):
     loaded = {sharding.path_key(p): v for p, v in jax.tree_util.tree_flatten_with_path(
         {"encoder": saved["params"]["encoder"], "target": saved["target"]})[0]}
     flat, treedef = jax.tree_util.tree_flatten_with_path(ours)
-    problems = [f"{sharding.path_key(p)}: {getattr(loaded.get(sharding.path_key(p)), 'shape', 'missing')} vs "
-                f"{a.shape}" for p, a in flat
-                if getattr(loaded.get(sharding.path_key(p)), "shape", None) != a.shape]
+    key = lambda p: sharding.path_key(p)
+    problems = [f"{key(p)}: {getattr(loaded.get(key(p)), 'shape', 'missing')} vs {a.shape}"
+                for p, a in flat if getattr(loaded.get(key(p)), "shape", None) != a.shape]
     if problems or len(loaded) != len(flat):
         raise config_lib.ConfigError(
             f"train.init_from={path}: its encoder does not match this model "
             f"({'; '.join(problems[:3]) or 'different parameter tree'}); use the same model.*")
-    new = [jax.device_put(loaded[sharding.path_key(p)].astype(a.dtype), a.sharding) for p, a in flat]
+    new = [jax.device_put(loaded[key(p)].astype(a.dtype), a.sharding) for p, a in flat]
     new = jax.tree_util.tree_unflatten(treedef, new)
     return {**params, "encoder": new["encoder"]}, new["target"]
 
@@ -168,137 +123,229 @@ def run(config, workdir: str | Path | None = None) -> dict[str, Any]:
     """Train (or resume) the configured run in `workdir`; returns a summary."""
     distributed.maybe_initialize(config)
     _setup_logging()
-    config_lib.validate(config)
     workdir = Path(workdir or default_workdir(config)).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
+    if "study" in config:
+        from jepax import studies
+
+        return studies.run(config, workdir)
+    config_lib.validate(config)
     check_workdir_config(workdir, config)
 
     mesh = sharding.make_mesh(config.mesh)
     rules = sharding.rules_from_config(config.mesh)
     _validate_batching(config, mesh)
     variant = variants.build(config)
-    total = int(config.train.steps)
-    sched = optim.schedules(config.optim, total)
-    tx = optim.optimizer(config.optim, sched)
     log.info("run %s in %s: %s on mesh %s (%d processes)", config.name, workdir, config.variant,
              dict(mesh.shape), jax.process_count())
-
     with jax.set_mesh(mesh), sharding.use_rules(rules):
-        shardings = state_lib.state_shardings(variant, tx, mesh, rules, config.seed)
-        abstract = state_lib.abstract_state(variant, tx, shardings, config.seed)
-        data = iter(train_dataset(
+        loop = _Loop(config, workdir, mesh, rules, variant)
+        try:
+            return loop.run()
+        finally:
+            loop.close()
+
+
+class _Loop:
+    """One invocation of training: owns the state, the data stream and the checkpointer."""
+
+    def __init__(self, config, workdir: Path, mesh, rules, variant):
+        self.config, self.workdir, self.mesh, self.variant = config, workdir, mesh, variant
+        self.total = int(config.train.steps)
+        self.sched = optim.schedules(config.optim, self.total)
+        self.tx = optim.optimizer(config.optim, self.sched)
+        self.shardings = state_lib.state_shardings(variant, self.tx, mesh, rules, config.seed)
+        self.abstract = state_lib.abstract_state(variant, self.tx, self.shardings, config.seed)
+        self.data = iter(train_dataset(
             image_source(config.data, "train"), seed=config.seed,
             global_batch=config.train.batch_size, example_fn=variant.example_fn(),
             batch_fn=variant.batch_fn(), num_threads=config.data.num_threads,
             prefetch=config.data.prefetch, num_workers=config.data.num_workers))
-        ckpt = checkpoint.Checkpointer(workdir / "checkpoints", keep=config.train.keep_checkpoints,
-                                       async_save=config.train.async_checkpoints)
-        try:
-            return _train(config, workdir, mesh, variant, sched, tx, shardings, abstract, data,
-                          ckpt, total)
-        finally:
-            ckpt.wait()
-            ckpt.close()
+        self.ckpt = checkpoint.Checkpointer(workdir / "checkpoints",
+                                            keep=config.train.keep_checkpoints,
+                                            async_save=config.train.async_checkpoints)
+        self.guard = PreemptionGuard()
+        self.writer = None
+        self.consumed = 0        # batches drawn from the stream (trained on or skipped)
+        self.skipped: set[int] = set()  # stream positions of batches skipped after a NaN
+        self.rollbacks = 0
+        self.pending = None
+        self._peeked = None
+        self.last_loss = None
+        self.last_saved = None
 
-
-def _train(config, workdir, mesh, variant, sched, tx, shardings, abstract, data, ckpt, total):
-    latest = ckpt.latest_step()
-    if latest is not None:
-        state, _ = ckpt.restore(latest, abstract, data)
-        log.info("resuming from checkpoint at step %d in %s", latest, ckpt.directory)
-    else:
-        state = state_lib.create(variant, tx, shardings, config.seed)
-        if config.train.init_from:
-            params, target = _load_init_from(config.train.init_from, state.params, state.target)
-            state = state.replace(params=params, target=target)
-            log.info("initialized the encoder from %s", config.train.init_from)
-        checkpoint.save_run_config(workdir, config.to_json(indent=2))
-    log.info("parameter sharding:\n%s", sharding.sharding_report(state.params))
-
-    first = next(data)
-    abstract_batch = sharding.batch_spec(first, mesh)
-    t0 = time.perf_counter()
-    compiled = step_lib.compile_train_step(step_lib.make_train_step(variant, tx, sched), abstract,
-                                           abstract_batch, sharding.replicated(mesh))
-    compile_s = time.perf_counter() - t0
-    mem = compiled.memory_analysis()
-    peak_bytes = None if mem is None else int(
-        mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
-        - mem.alias_size_in_bytes)
-    log.info("train step compiled in %.1fs (peak device memory %s MiB per device)", compile_s,
-             None if peak_bytes is None else round(peak_bytes / 2 ** 20, 1))
-
-    step = int(jax.device_get(state.step))
-    writer = MetricsWriter(workdir, total_steps=total, start_step=step,
-                           tensorboard=config.logging.tensorboard, progress=config.logging.progress,
-                           log_every=config.train.log_every)
-    writer.write_event("compile", seconds=compile_s, peak_bytes_per_device=peak_bytes)
-    flops_per_step = variant.flops_per_step(config.train.batch_size)
-    peak = flops.peak_flops_per_device(config.logging.peak_flops_per_device)
-    evaluator = _Evaluator(config, variant, mesh, shardings.target, workdir)
-
-    def random_target():
-        fresh = state_lib.create(variant, tx, shardings, config.seed + 1)
-        return fresh.target
-
-    last_done = time.perf_counter()
-    pending = None
-    last_loss = None
-    last_saved = latest
-
-    def finish():
-        """Fetch the pending step's metrics (blocks until that step is done) and log them."""
-        nonlocal pending, last_done, last_loss
-        if pending is None:
+    # -- state -------------------------------------------------------------------------------
+    def _restore_or_init(self) -> None:
+        state, meta = self.ckpt.restore_latest(self.abstract, self.data)
+        if state is not None:
+            self._adopt(state, meta)
+            log.info("resuming from checkpoint at step %d in %s", self.step, self.ckpt.directory)
             return
-        done_step, metrics, data_wait = pending
-        pending = None
+        self.state = state_lib.create(self.variant, self.tx, self.shardings, self.config.seed)
+        self.step = 0
+        if self.config.train.init_from:
+            params, target = _load_init_from(self.config.train.init_from, self.state.params,
+                                             self.state.target)
+            self.state = self.state.replace(params=params, target=target)
+            log.info("initialized the encoder from %s", self.config.train.init_from)
+        checkpoint.save_run_config(self.workdir, self.config.to_json(indent=2))
+        if self.config.train.nan_policy == "rollback":
+            self._save()  # something to roll back to, even before the first periodic save
+
+    def _adopt(self, state, meta) -> None:
+        self.state = state
+        self.step = int(meta["step"])
+        self.consumed = int(meta.get("batches_consumed", self.step))
+        self.skipped = set(meta.get("skipped_batches", []))
+        self.last_saved = self.step
+        self._peeked = None  # the iterator was restored: a batch drawn earlier is stale
+
+    def _save(self) -> None:
+        self.ckpt.save(self.step, self.state, self.data, {
+            "step": self.step, "batches_consumed": self.consumed,
+            "skipped_batches": sorted(self.skipped)})
+        self.last_saved = self.step
+
+    def _next_batch(self):
+        """This process's next local batch, dropping stream positions skipped after NaNs."""
+        if self._peeked is not None:
+            peeked, self._peeked = self._peeked, None
+            return peeked
+        while True:
+            position = self.consumed
+            batch = next(self.data)
+            self.consumed += 1
+            if position not in self.skipped:
+                return batch, position
+
+    # -- metrics -----------------------------------------------------------------------------
+    def _finish(self) -> None:
+        """Fetch the pending step's metrics (blocks until that step is done) and log them."""
+        if self.pending is None:
+            return
+        done_step, metrics, data_wait, position = self.pending
+        self.pending = None
         host = jax.device_get(metrics)
         now = time.perf_counter()
-        step_s, last_done = now - last_done, now
+        step_s, self.last_done = now - self.last_done, now
         if not bool(host.pop("finite")):
+            if self.config.train.nan_policy == "rollback":
+                raise _Rollback(done_step, position)
             raise NonFiniteLossError(
                 f"loss {float(host['loss'])} / grad norm {float(host['grad_norm'])} is not finite "
                 f"at step {done_step} (lr={float(host['lr']):.3g}). The run stopped; the last good "
-                f"checkpoint is step {last_saved} in {ckpt.directory}. Lower --config.optim.lr, "
-                "enable --config.optim.grad_clip, or check the data")
-        last_loss = float(host["loss"])
-        writer.write(done_step, {
+                f"checkpoint is step {self.last_saved} in {self.ckpt.directory}. Lower "
+                "--config.optim.lr, enable --config.optim.grad_clip or "
+                "--config.train.nan_policy=rollback, or check the data")
+        self.last_loss = float(host["loss"])
+        self.writer.write(done_step, {
             **host, "step_s": step_s, "data_wait_s": data_wait,
             "data_wait_frac": data_wait / step_s,
-            "examples_per_s": config.train.batch_size / step_s,
-            "tflops_per_s": flops_per_step / step_s / 1e12,
-            "mfu": flops.mfu(flops_per_step, step_s, peak)})
+            "examples_per_s": self.config.train.batch_size / step_s,
+            "tflops_per_s": self.flops_per_step / step_s / 1e12,
+            "mfu": flops.mfu(self.flops_per_step, step_s, self.peak)})
 
-    batch_local = first
-    stop = min(total, step + config.train.run_steps) if config.train.run_steps else total
-    if step >= total:
-        log.info("already at step %d of %d: nothing to train", step, total)
-    try:
-        while step < stop:
-            t0 = time.perf_counter()
-            if batch_local is None:
-                batch_local = next(data)
-            batch = sharding.global_batch(batch_local, mesh)
-            batch_local = None
-            data_wait = time.perf_counter() - t0
-            state, metrics = compiled(state, batch)
-            step += 1
-            finish()
-            pending = (step, metrics, data_wait)
-            every = config.train.checkpoint_every
-            if (every and step % every == 0) or step == stop:
-                finish()  # never checkpoint a state whose loss wasn't checked
-                ckpt.save(step, state, data, {"step": step})
-                last_saved = step
-            if config.train.eval_every and step % config.train.eval_every == 0 and step < total:
-                finish()
-                evaluator(step, state.target, random_target)
-                last_done = time.perf_counter()  # evaluation time is not step time
-        finish()
-        final = step == total and config.eval.evaluators
-        results = evaluator(step, state.target, random_target) if final else {}
-    finally:
-        writer.close()
-    return {"workdir": str(workdir), "step": step, "loss": last_loss, "eval": results,
-            "compile_s": compile_s}
+    def _rollback(self, bad: _Rollback) -> None:
+        self.rollbacks += 1
+        if self.rollbacks > self.config.train.max_rollbacks:
+            raise NonFiniteLossError(
+                f"loss not finite at step {bad.step} after {self.rollbacks - 1} rollbacks "
+                f"(train.max_rollbacks); the last good checkpoint is step {self.last_saved} in "
+                f"{self.ckpt.directory}. Lower --config.optim.lr or check the data")
+        self.ckpt.wait()
+        state, meta = self.ckpt.restore_latest(self.abstract, self.data)
+        self._adopt(state, meta)
+        self.skipped.add(bad.position)
+        self.writer.rewind(self.step)
+        self.writer.write_event("rollback", bad_step=bad.step, skipped_batch=bad.position,
+                                restored_step=self.step)
+        log.warning("loss not finite at step %d: rolled back to step %d and skipping batch %d "
+                    "(rollback %d of at most %d)", bad.step, self.step, bad.position,
+                    self.rollbacks, self.config.train.max_rollbacks)
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        self._restore_or_init()
+        log.info("parameter sharding:\n%s", sharding.sharding_report(self.state.params))
+        self._peeked = self._next_batch()  # its shapes define the compiled step
+        t0 = time.perf_counter()
+        compiled = step_lib.compile_train_step(
+            step_lib.make_train_step(self.variant, self.tx, self.sched), self.abstract,
+            sharding.batch_spec(self._peeked[0], self.mesh), sharding.replicated(self.mesh))
+        compile_s = time.perf_counter() - t0
+        mem = compiled.memory_analysis()
+        peak_bytes = None if mem is None else int(
+            mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
+            - mem.alias_size_in_bytes)
+        log.info("train step compiled in %.1fs (peak device memory %s MiB per device)", compile_s,
+                 None if peak_bytes is None else round(peak_bytes / 2 ** 20, 1))
+        self.writer = MetricsWriter(self.workdir, total_steps=self.total, start_step=self.step,
+                                    tensorboard=self.config.logging.tensorboard,
+                                    progress=self.config.logging.progress,
+                                    log_every=self.config.train.log_every)
+        self.writer.write_event("compile", seconds=compile_s, peak_bytes_per_device=peak_bytes)
+        self.flops_per_step = self.variant.flops_per_step(self.config.train.batch_size)
+        self.peak = flops.peak_flops_per_device(self.config.logging.peak_flops_per_device)
+        evaluator = FeatureEvaluator(self.config, self.variant, self.mesh, self.shardings.target,
+                                     self.workdir, poll=self.guard.check)
+        random_target = lambda: state_lib.create(self.variant, self.tx, self.shardings,
+                                                 self.config.seed + 1).target
+        summary = {"workdir": str(self.workdir), "compile_s": compile_s, "eval": {},
+                   "preempted": False}
+        train_cfg = self.config.train
+        stop = min(self.total, self.step + train_cfg.run_steps) if train_cfg.run_steps else self.total
+        if self.step >= self.total:
+            log.info("already at step %d of %d: nothing to train", self.step, self.total)
+        self.last_done = time.perf_counter()
+        try:
+            while self.step < stop:
+                if self.guard.stop_at(self.step):
+                    raise Preempted()
+                try:
+                    self._train_step(compiled, stop)
+                    if (train_cfg.eval_every and self.step % train_cfg.eval_every == 0
+                            and self.step < self.total):
+                        evaluator(self.step, self.state.target, random_target)
+                        self.last_done = time.perf_counter()  # evaluation is not step time
+                except _Rollback as bad:
+                    self._rollback(bad)
+            self._finish()
+            if self.step == self.total and self.config.eval.evaluators:
+                summary["eval"] = evaluator(self.step, self.state.target, random_target)
+        except Preempted:
+            self._finish()
+            if self.last_saved != self.step:
+                self._save()
+            self.ckpt.wait()
+            log.warning("preempted at step %d: checkpoint saved, exiting; rerun the same command "
+                        "to resume", self.step)
+            summary["preempted"] = True
+        summary.update(step=self.step, loss=self.last_loss, rollbacks=self.rollbacks)
+        return summary
+
+    def _train_step(self, compiled, stop) -> None:
+        """Dispatch one step, then log the previous one; checkpoint when due (after checking
+        this step's loss, so no checkpoint ever holds a non-finite state)."""
+        t0 = time.perf_counter()
+        batch_local, position = self._next_batch()
+        batch = sharding.global_batch(batch_local, self.mesh)
+        data_wait = time.perf_counter() - t0
+        self.state, metrics = compiled(self.state, batch)
+        self._finish()
+        self.step += 1
+        self.pending = (self.step, metrics, data_wait, position)
+        every, eval_every = self.config.train.checkpoint_every, self.config.train.eval_every
+        save = (every and self.step % every == 0) or self.step == stop
+        if save or (eval_every and self.step % eval_every == 0):
+            self._finish()
+        if save:
+            self._save()
+
+    def close(self) -> None:
+        self.guard.close()
+        if self.writer is not None:
+            self.writer.close()
+        try:
+            self.ckpt.wait()
+        finally:
+            self.ckpt.close()

@@ -124,8 +124,9 @@ class IJEPA:
         return target_fwd + 3 * (context_fwd + pred_fwd)  # backward = 2x forward
 
 
-def _layer_norm(x, eps=1e-6):
-    """Parameter-free LayerNorm over the last axis (I-JEPA normalizes targets this way)."""
+def _layer_norm(x, eps=1e-5):
+    """Parameter-free LayerNorm over the last axis, eps as torch's F.layer_norm (I-JEPA normalizes
+    its targets this way)."""
     mean = x.mean(-1, keepdims=True)
     var = ((x - mean) ** 2).mean(-1, keepdims=True)
     return (x - mean) * jax.lax.rsqrt(var + eps)
