@@ -22,7 +22,7 @@ setup(
     extras_require={
         "test": ["pytest>=8,<10"],
         # Benchmark-only: the PyTorch reference step. Never a runtime dependency.
-        "bench": ["torch>=2.9,<2.15"],
+        "bench": ["torch==2.13.0"],  # exact: this version is the CPU wheel the CI machines carry
         "cuda13": ["jax[cuda13]>=0.10.2,<0.12"],
         "tpu": ["jax[tpu]>=0.10.2,<0.12"],
     },

@@ -6,15 +6,13 @@ narrow predictor running all target blocks in one batched call, smooth-L1 loss, 
 only on matrices), EMA update. Written the way a PyTorch user would: fused qkv, SDPA, fused /
 foreach AdamW, foreach EMA, autocast for bf16, optional ``torch.compile``.
 
-Run directly for a CPU smoke timing: ``python -m benchmarks.torch_reference``.
+Timed against jepax by ``benchmarks/ijepa_step.py``.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import math
-import time
 
 import numpy as np
 import torch
@@ -245,33 +243,6 @@ def build(*, image_size, patch_size, channels, width, depth, heads, pred_width, 
                       compile=compile, seed=seed)
 
 
-def _transformer_flops(batch, seq, width, depth, mlp_ratio):
-    tokens = batch * seq
-    hidden = int(width * mlp_ratio)
-    per_layer = 2.0 * tokens * (3 * width * width + width * width + 2 * width * hidden)
-    per_layer += 2 * 2.0 * tokens * seq * width  # QK^T and attention-weighted V
-    return depth * per_layer
-
-
-def flops_per_step(*, batch, image_size, patch_size, channels, width, depth, pred_width,
-                   pred_depth, num_context, num_targets, target_len, mlp_ratio=4.0) -> float:
-    """Matmul FLOPs (2 per multiply-add) of one step, counted as in jepax.variants.ijepa:
-    target forward + 3 x (context forward + predictor forward), backward = 2 x forward."""
-    n = (image_size // patch_size) ** 2
-    embed = 2.0 * batch * n * patch_size * patch_size * channels * width
-    target_fwd = embed + _transformer_flops(batch, n, width, depth, mlp_ratio)
-    context_fwd = embed + _transformer_flops(batch, num_context, width, depth, mlp_ratio)
-    pred_fwd = (2.0 * batch * num_context * width * pred_width
-                + _transformer_flops(batch * num_targets, num_context + target_len, pred_width,
-                                     pred_depth, mlp_ratio)
-                + 2.0 * batch * num_targets * target_len * pred_width * width)
-    return target_fwd + 3 * (context_fwd + pred_fwd)
-
-
-CPU_TINY = dict(image_size=64, patch_size=8, channels=3, width=192, depth=6, heads=3,
-                pred_width=96, pred_depth=4, pred_heads=3)
-
-
 def random_batch(rng: np.random.Generator, batch, image_size, channels, num_tokens,
                  num_context, num_targets, target_len):
     """Random NHWC uint8 images and valid indices; each target block is disjoint from the
@@ -285,25 +256,3 @@ def random_batch(rng: np.random.Generator, batch, image_size, channels, num_toke
     targets = np.take_along_axis(rest[:, None, :], pick, axis=2)
     return images, context, targets
 
-
-def main():
-    batch, num_context, num_targets, target_len = 32, 36, 4, 10
-    model = build(**CPU_TINY)
-    grid = CPU_TINY["image_size"] // CPU_TINY["patch_size"]
-    inputs = model.to_device(*random_batch(np.random.default_rng(0), batch,
-                                           CPU_TINY["image_size"], CPU_TINY["channels"],
-                                           grid * grid, num_context, num_targets, target_len))
-    for _ in range(3):
-        model.step(*inputs)
-    model.sync()
-    steps = 10
-    start = time.perf_counter()
-    for _ in range(steps):
-        loss = model.step(*inputs)
-    model.sync()
-    ms = (time.perf_counter() - start) / steps * 1e3
-    print(json.dumps({"torch_ms": round(ms, 2), "loss": round(loss.item(), 5)}))
-
-
-if __name__ == "__main__":
-    main()

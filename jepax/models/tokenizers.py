@@ -1,4 +1,8 @@
-"""Tokenizers: turn raw inputs into token sequences on a known grid."""
+"""Tokenizers: turn raw inputs into token sequences on a known grid.
+
+A tokenizer has two halves: ``split(inputs) -> (B, N, F)`` raw per-token features (no
+parameters) and ``embed(tokens) -> (B, N, D)``. Encoders select the kept tokens *between* the
+halves, so masked tokens are never embedded and the backward pass has no scatter."""
 
 from __future__ import annotations
 
@@ -17,8 +21,13 @@ class PatchEmbed(nnx.Module):
                                kernel_init=dense_init(None, "embed"), bias_init=zeros("embed"),
                                rngs=rngs)
 
-    def __call__(self, images):
-        """(B, H, W, C) -> (B, H/p * W/p, dim), patches in row-major order."""
+    def split(self, images):
+        """(B, H, W, C) -> (B, H/p * W/p, p*p*C) flattened patches in row-major order."""
         p = self.patch_size
-        patches = rearrange(images, "b (h p) (w q) c -> b (h w) (p q c)", p=p, q=p)
+        return rearrange(images, "b (h p) (w q) c -> b (h w) (p q c)", p=p, q=p)
+
+    def embed(self, patches):
         return self.proj(patches)
+
+    def __call__(self, images):
+        return self.embed(self.split(images))

@@ -49,11 +49,14 @@ class Encoder(nnx.Module):
 
     def __call__(self, inputs, keep_idx=None, keep_valid=None):
         """Encode all tokens, or only `keep_idx` (B, K) with validity `keep_valid` (B, K)."""
-        x = self.tokenizer(inputs)
-        x = x + sincos_nd(self.dim, self.grid).astype(x.dtype)
-        if keep_idx is not None:
-            x = gather_tokens(x, keep_idx)
-        x = constrain(x, ("batch", "seq", None))
+        tokens = self.tokenizer.split(inputs)
+        pos = jnp.asarray(sincos_nd(self.dim, self.grid))
+        if keep_idx is None:
+            pos = pos[None]
+        else:
+            tokens, pos = gather_tokens(tokens, keep_idx), pos[keep_idx]
+        x = self.tokenizer.embed(tokens)
+        x = constrain(x + pos.astype(x.dtype), ("batch", "seq", None))
         return self.transformer(x, keep_valid)
 
 

@@ -114,9 +114,10 @@ class IJEPA:
         n = self.grid[0] * self.grid[1]
         c, t, k = self.masks.context_capacity, self.masks.target_capacity, self.config.mask.num_targets
         patch_dim = m.patch_size ** 2 * d.channels
-        embed = flops.linear(global_batch * n, patch_dim, m.width)
-        target_fwd = embed + flops.transformer(global_batch, n, m.width, m.depth, m.mlp_ratio)
-        context_fwd = embed + flops.transformer(global_batch, c, m.width, m.depth, m.mlp_ratio)
+        target_fwd = (flops.linear(global_batch * n, patch_dim, m.width)
+                      + flops.transformer(global_batch, n, m.width, m.depth, m.mlp_ratio))
+        context_fwd = (flops.linear(global_batch * c, patch_dim, m.width)  # only kept patches
+                       + flops.transformer(global_batch, c, m.width, m.depth, m.mlp_ratio))
         pred_fwd = (flops.linear(global_batch * c, m.width, m.pred_width)
                     + flops.transformer(global_batch * k, c + t, m.pred_width, m.pred_depth,
                                         m.mlp_ratio)

@@ -1,0 +1,88 @@
+"""Can the grain pipeline keep up with the train step? Masked batches per second (I-JEPA masks
+on Fashion-MNIST, experiments/ijepa.py's batch) against that config's step rate, and the data
+wait measured inside a real `ijepa.py:tiny` run.
+
+    python -m benchmarks.data_pipeline
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+
+import jax
+import numpy as np
+
+from data_pipelines.images import image_source
+from data_pipelines.pipeline import train_dataset
+from jepax import optim, sharding, state as state_lib, step as step_lib, train
+from jepax.config import load_config
+from jepax.metrics import read_metrics
+from jepax.variants.ijepa import IJEPA
+
+
+def loader_rate(config, variant, batches: int) -> float:
+    it = iter(train_dataset(image_source(config.data, "train"), seed=0,
+                            global_batch=config.train.batch_size, example_fn=variant.example_fn(),
+                            batch_fn=variant.batch_fn(), num_threads=config.data.num_threads,
+                            prefetch=config.data.prefetch))
+    next(it)  # start the read-ahead threads
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        batch = next(it)
+    return batches / (time.perf_counter() - t0), batch
+
+
+def step_rate(config, variant, batch_np, steps: int) -> float:
+    mesh = sharding.make_mesh(config.mesh)
+    rules = sharding.rules_from_config(config.mesh)
+    sched = optim.schedules(config.optim, 1000)
+    tx = optim.optimizer(config.optim, sched)
+    with jax.set_mesh(mesh), sharding.use_rules(rules):
+        shardings = state_lib.state_shardings(variant, tx, mesh, rules)
+        abstract = state_lib.abstract_state(variant, tx, shardings)
+        state = state_lib.create(variant, tx, shardings, 0)
+        compiled = step_lib.compile_train_step(step_lib.make_train_step(variant, tx, sched),
+                                               abstract, sharding.batch_spec(batch_np, mesh),
+                                               sharding.replicated(mesh))
+        batch = sharding.global_batch(batch_np, mesh)
+        state, m = compiled(state, batch)
+        jax.block_until_ready(m)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            state, m = compiled(state, batch)
+        jax.block_until_ready(m)
+    return steps / (time.perf_counter() - t0)
+
+
+def tiny_run_data_wait() -> dict:
+    config = load_config("experiments/ijepa.py:tiny")
+    config.logging.progress = False
+    config.eval.evaluators = ()
+    with tempfile.TemporaryDirectory() as workdir:
+        train.run(config, workdir)
+        records = read_metrics(workdir)[1:]  # the first step waits for the compile's batch
+    waits = np.array([r["data_wait_s"] for r in records])
+    steps = np.array([r["step_s"] for r in records])
+    return {"tiny_run_data_wait_frac": round(float(waits.sum() / steps.sum()), 4),
+            "tiny_run_steps": len(records)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=10)
+    args = parser.parse_args(argv)
+    config = load_config("experiments/ijepa.py")
+    variant = IJEPA(config)
+    loader, batch = loader_rate(config, variant, args.batches)
+    steps = step_rate(config, variant, batch, args.steps)
+    print(json.dumps({"batch_size": config.train.batch_size,
+                      "loader_batches_per_s": round(loader, 2), "steps_per_s": round(steps, 3),
+                      "headroom": round(loader / steps, 2), **tiny_run_data_wait()}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""Side-by-side timing of one I-JEPA train step: jepax vs the PyTorch reference
+(benchmarks/torch_reference.py), same model, shapes, masks and batch, in one process.
+
+    python -m benchmarks.ijepa_step --preset=cpu-tiny            # CPU, fp32
+    python -m benchmarks.ijepa_step --preset=gpu-vitb            # GPU, bf16, + torch.compile
+
+Prints one JSON line per preset. Both sides get identical masks: every example has exactly
+`context` context tokens and `num_targets` blocks of `target` tokens (drawn with jepax's
+multi-block sampler, kept only when no list was truncated), so neither side pads. Timed blocks
+of steps alternate between the two implementations to share the machine's drift.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import jax
+import numpy as np
+
+PRESETS = {
+    # 64x64 RGB, patch 8 (8x8 grid); context/target sizes are the medians of jepax's sampler.
+    "cpu-tiny": dict(image_size=64, patch_size=8, channels=3, width=192, depth=6, heads=3,
+                     pred_width=96, pred_depth=4, pred_heads=3, batch=32, context=32,
+                     target=12, num_targets=4, dtype="float32"),
+    # ViT-B/16 at 224 (14x14 grid); context ~ 98 and targets ~ 29 tokens as I-JEPA's collator.
+    "gpu-vitb": dict(image_size=224, patch_size=16, channels=3, width=768, depth=12, heads=12,
+                     pred_width=384, pred_depth=6, pred_heads=12, batch=128, context=98,
+                     target=29, num_targets=4, dtype="bfloat16"),
+}
+
+
+def jepax_config(p: dict, attention: str = "xla"):
+    from jepax.config import load_config
+
+    c = load_config("experiments/ijepa.py")
+    c.model.update(patch_size=p["patch_size"], width=p["width"], depth=p["depth"],
+                   heads=p["heads"], pred_width=p["pred_width"], pred_depth=p["pred_depth"],
+                   pred_heads=p["pred_heads"], dtype=p["dtype"], attention=attention)
+    c.data.update(image_size=p["image_size"], channels=p["channels"],
+                  mean=(0.5,) * p["channels"], std=(0.5,) * p["channels"])
+    c.mask.update(num_targets=p["num_targets"], context_capacity=p["context"],
+                  target_capacity=p["target"], min_context=p["context"])
+    c.train.batch_size = p["batch"]
+    return c
+
+
+def fixed_batch(variant, p: dict, seed: int = 0) -> dict[str, np.ndarray]:
+    """A batch whose mask lists are all exactly full (no padding, no truncation)."""
+    rng = np.random.default_rng(seed)
+    examples = []
+    while len(examples) < p["batch"]:
+        ex = variant.masks(rng)
+        if ex["context_valid"].all() and ex["target_valid"].all():
+            examples.append(ex)
+    batch = {k: np.stack([e[k] for e in examples]) for k in examples[0]}
+    batch["image"] = rng.integers(0, 256, (p["batch"], p["image_size"], p["image_size"],
+                                           p["channels"]), dtype=np.uint8)
+    return batch
+
+
+class JepaxStep:
+    """The real jepax train step (same code path as jepax.train), on all local devices."""
+
+    def __init__(self, p: dict, attention: str = "xla"):
+        from jepax import optim, sharding, state as state_lib, step as step_lib
+        from jepax.variants.ijepa import IJEPA
+
+        self.config = jepax_config(p, attention)
+        self.variant = IJEPA(self.config)
+        self.mesh = sharding.make_mesh(self.config.mesh)
+        rules = sharding.rules_from_config(self.config.mesh)
+        sched = optim.schedules(self.config.optim, 1000)
+        tx = optim.optimizer(self.config.optim, sched)
+        self.batch_np = fixed_batch(self.variant, p)
+        with jax.set_mesh(self.mesh), sharding.use_rules(rules):
+            shardings = state_lib.state_shardings(self.variant, tx, self.mesh, rules)
+            abstract = state_lib.abstract_state(self.variant, tx, shardings)
+            self.state = state_lib.create(self.variant, tx, shardings, seed=0)
+            self.batch = sharding.global_batch(self.batch_np, self.mesh)
+            t0 = time.perf_counter()
+            self.compiled = step_lib.compile_train_step(
+                step_lib.make_train_step(self.variant, tx, sched), abstract,
+                sharding.batch_spec(self.batch_np, self.mesh), sharding.replicated(self.mesh))
+            self.compile_s = time.perf_counter() - t0
+        self.flops = self.variant.flops_per_step(p["batch"])
+        mem = self.compiled.memory_analysis()
+        self.peak_bytes = None if mem is None else int(
+            mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
+            - mem.alias_size_in_bytes)
+
+    def run(self, steps: int) -> float:
+        """Seconds per step over `steps` steps (synchronised at the end)."""
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            self.state, metrics = self.compiled(self.state, self.batch)
+        jax.block_until_ready(metrics)
+        return (time.perf_counter() - t0) / steps
+
+
+class TorchStep:
+    def __init__(self, p: dict, batch_np: dict, *, compile: bool):
+        import torch
+
+        from benchmarks import torch_reference
+
+        gpu = torch.cuda.is_available()
+        self.model = torch_reference.build(
+            image_size=p["image_size"], patch_size=p["patch_size"], channels=p["channels"],
+            width=p["width"], depth=p["depth"], heads=p["heads"], pred_width=p["pred_width"],
+            pred_depth=p["pred_depth"], pred_heads=p["pred_heads"],
+            device="cuda" if gpu else "cpu", bf16=p["dtype"] == "bfloat16", compile=compile)
+        self.inputs = self.model.to_device(batch_np["image"], batch_np["context_idx"],
+                                           batch_np["target_idx"])
+
+    def run(self, steps: int) -> float:
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            loss = self.model.step(*self.inputs)
+        loss.item()
+        self.model.sync()
+        return (time.perf_counter() - t0) / steps
+
+
+def cpu_matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    """Achieved fp32 FLOP/s of one large XLA matmul: the CPU's practical peak (no spec sheet)."""
+    import jax.numpy as jnp
+
+    a = jnp.ones((n, n), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    f(a).block_until_ready()
+    best = min(_timed(lambda: f(a).block_until_ready()) for _ in range(repeats))
+    return 2 * n ** 3 / best
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def alternate(runners: dict, rounds: int, steps: int, warmup: int) -> dict[str, float]:
+    """Median seconds/step per runner over `rounds` interleaved blocks of `steps` steps."""
+    for r in runners.values():
+        r.run(warmup)
+    times = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, r in runners.items():
+            times[name].append(r.run(steps))
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def bench(preset: str, rounds: int, steps: int, warmup: int, attention: str,
+          torch_compile: bool | None) -> dict:
+    from jepax.flops import peak_flops_per_device
+
+    p = PRESETS[preset]
+    jx = JepaxStep(p, attention)
+    runners = {"jepax": jx}
+    try:
+        import torch
+
+        on_gpu = torch.cuda.is_available()
+        runners["torch"] = TorchStep(p, jx.batch_np, compile=False)
+        if torch_compile if torch_compile is not None else on_gpu:
+            runners["torch_compile"] = TorchStep(p, jx.batch_np, compile=True)
+    except ImportError:
+        on_gpu = False  # torch is the optional [bench] extra
+    sec = alternate(runners, rounds, steps, warmup)
+    device = jax.devices()[0]
+    peak = peak_flops_per_device()
+    peak_source = "spec table (jepax.flops)"
+    if peak is None and device.platform == "cpu":
+        peak, peak_source = cpu_matmul_peak() / jax.device_count(), "measured 2048^3 fp32 matmul"
+    out = {
+        "preset": preset, "device": device.device_kind, "num_devices": jax.device_count(),
+        "attention": attention, "jepax_ms": round(sec["jepax"] * 1e3, 2),
+        "jepax_compile_s": round(jx.compile_s, 2),
+        "flops_per_step": jx.flops, "tflops_per_s": round(jx.flops / sec["jepax"] / 1e12, 4),
+        "mfu": round(jx.flops / sec["jepax"] / (peak * jax.device_count()), 4) if peak else None,
+        "peak_flops_per_device": peak, "peak_source": peak_source,
+        "peak_memory_mib": None if jx.peak_bytes is None else round(jx.peak_bytes / 2 ** 20, 1),
+    }
+    for name in ("torch", "torch_compile"):
+        if name in sec:
+            out[f"{name}_ms"] = round(sec[name] * 1e3, 2)
+            out["ratio" if name == "torch" else "ratio_compile"] = round(sec[name] / sec["jepax"], 3)
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", choices=sorted(PRESETS), action="append")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--attention", default="xla", choices=("xla", "einsum", "cudnn"))
+    parser.add_argument("--torch-compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="also time torch.compile (default: on GPU only)")
+    args = parser.parse_args(argv)
+    for preset in args.preset or ["cpu-tiny"]:
+        print(json.dumps(bench(preset, args.rounds, args.steps, args.warmup, args.attention,
+                               args.torch_compile)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

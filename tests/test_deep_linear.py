@@ -1,0 +1,166 @@
+"""Deep linear JEPA vs MAE study: ODEs against trained networks, balance, stop-gradient, :tiny."""
+
+import json
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+import pytest
+
+from jepax import train as train_lib
+from jepax.config import ConfigError, load_config
+from jepax.studies import deep_linear as dl
+
+ROOT = Path(__file__).resolve().parents[1]
+LAM, RHO = np.array([1.0, 0.45]), np.array([0.4, 0.8])
+
+
+def optim(max_step=0.02, records=500, min_steps=2000):
+    return ml_collections.ConfigDict(dict(max_step=max_step, horizon=1.5, records=records,
+                                          min_steps=min_steps, max_steps=500_000))
+
+
+def views(n=512, seed=0):
+    x, y = dl.gaussian_views(np.random.default_rng(seed), LAM, RHO, n)
+    return x, y, dl.moments(x, y)
+
+
+@pytest.mark.parametrize("objective", ["jepa", "mae"])
+def test_ode_matches_trained_network_at_small_lr(objective):
+    _, _, m = views()
+    run = dl.compare_run(objective, LAM, RHO, 2, 1e-2, 4, m, optim(), seed=0)
+    assert run["lr_times_curvature"] <= 0.02 + 1e-12
+    np.testing.assert_allclose(run["t_half_sim"], run["t_half_ode"], rtol=3e-3)
+    assert run["curve_time_err"] < 3e-3, run["curve_time_err"]  # whole curves, not just t_1/2
+    np.testing.assert_allclose(run["end_over_final"], 1.0, atol=0.05)  # converged to theory
+    # a coarse lr visibly departs from the ODE: the agreement above is not automatic
+    coarse = dl.compare_run(objective, LAM, RHO, 2, 1e-2, 4, m, optim(1.0, 50, 50), seed=0)
+    assert coarse["curve_time_err"] > 5 * run["curve_time_err"], coarse["curve_time_err"]
+
+
+def test_ema_target_matches_its_ode():
+    _, _, m = views()
+    run = dl.compare_run("jepa", LAM, RHO, 2, 1e-2, 4, m, optim(), seed=0, ema=0.999)
+    plain = dl.compare_run("jepa", LAM, RHO, 2, 1e-2, 4, m, optim(), seed=0,
+                           horizon_time=run["times"][-1])
+    np.testing.assert_allclose(run["t_half_sim"], run["t_half_ode"], rtol=3e-3)
+    assert np.all(run["t_half_sim"] > 1.01 * plain["t_half_sim"])  # the lagging target slows it
+
+
+def test_ode_solver_matches_closed_form_half_time():
+    for depth in (1, 2, 5):
+        np.testing.assert_allclose(dl.solve_ode("jepa", LAM, RHO, depth, 1e-3)["t_half"],
+                                   dl.jepa_half_time(LAM, RHO, depth, 1e-3), rtol=1e-6)
+
+
+def test_depth_orders_features_as_the_paper_says():
+    """Closed form alone: inversion flips for JEPA with depth, never for MAE."""
+    first = {o: [int(np.argmin(dl.solve_ode(o, LAM, RHO, L, 1e-3)["t_half"]))
+                 for L in (1, 2, 3, 4, 5)] for o in dl.OBJECTIVES}
+    assert first["mae"] == [0, 0, 0, 0, 0]
+    assert first["jepa"] == [0, 0, 1, 1, 1]
+
+
+def test_balanced_init_is_balanced_and_training_keeps_it():
+    rng = np.random.default_rng(0)
+    for objective in dl.OBJECTIVES:
+        params = dl.balanced_init(rng, 3, 6, 3, 1e-3, objective)
+        mats = params["enc"] + [params["head"]]
+        for lower, upper in zip(mats[:-1], mats[1:]):
+            gram = lower @ lower.T
+            np.testing.assert_allclose(upper.T @ upper, gram, atol=1e-15)
+            assert np.linalg.matrix_rank(gram, tol=1e-6 * np.max(gram)) == 3  # a rank-3 projection
+        np.testing.assert_allclose(dl.feature_values(dl.encode(params["enc"])), 1e-3, rtol=1e-12)
+    lam, rho = np.array([1.0, 0.6, 0.3]), np.array([0.9, 0.7, 0.8])
+    m = dl.moments(*dl.gaussian_views(rng, lam, rho, 256))
+    for objective in dl.OBJECTIVES:
+        params = dl.balanced_init(rng, 3, 6, 3, 1e-2, objective)
+        trained, _, wbar = dl.train(objective, params, m, 0.1, 40_000, 100)
+        grown = dl.feature_values(wbar[-1]) / 1e-2
+        assert np.min(grown) > 5, grown
+        assert dl.balance_residual(trained) < 1e-3, dl.balance_residual(trained)
+    # an unbalanced init is caught by the same measure
+    rng_params = {"enc": [rng.standard_normal((6, 3))] + [rng.standard_normal((6, 6))] * 2,
+                  "head": rng.standard_normal((6, 6))}
+    assert dl.balance_residual(rng_params) > 0.1
+
+
+def test_jepa_stop_gradient_blocks_the_target_branch():
+    x, y, m = views(64)
+    rng = np.random.default_rng(1)
+    params = dl.balanced_init(rng, 2, 4, 2, 0.3, "jepa")
+    target = [w + 0.1 * rng.standard_normal(w.shape) for w in params["enc"]]
+    with jax.enable_x64(True):
+        g_online, g_target = jax.grad(dl.jepa_loss, argnums=(0, 1))(params, target, m)
+        # the target branch does feed the loss: without stop-gradient its gradient is nonzero
+        g_no_sg = jax.grad(lambda t: dl.sample_loss("jepa", params, t, x, y))(target)
+        # the moment form is the sample loss (same gradient into the online branch)
+        g_samples = jax.grad(dl.sample_loss, argnums=1)("jepa", params, target, x, y)
+        g_mae = jax.grad(dl.mae_loss)(dl.balanced_init(rng, 2, 4, 2, 0.3, "mae"), m)
+    assert all(np.all(np.asarray(g) == 0) for g in jax.tree.leaves(g_target))
+    assert min(np.abs(np.asarray(g)).max() for g in jax.tree.leaves(g_no_sg)) > 1e-3
+    for a, b in zip(jax.tree.leaves(g_online), jax.tree.leaves(g_samples)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
+    assert min(np.abs(np.asarray(g)).max() for g in jax.tree.leaves(g_mae)) > 1e-3
+
+
+def test_loss_moment_form_equals_sample_mean():
+    x, y, m = views(128, seed=3)
+    params = dl.balanced_init(np.random.default_rng(2), 2, 4, 3, 0.2, "mae")
+    with jax.enable_x64(True):
+        np.testing.assert_allclose(dl.mae_loss(params, m),
+                                   dl.sample_loss("mae", params, params["enc"], x, y), rtol=1e-12)
+
+
+def test_bad_config_values_name_the_fix():
+    base = str(ROOT / "experiments/deep_linear.py")
+    with pytest.raises(ConfigError, match="unknown preset"):
+        load_config(base + ":huge")
+    for key, value, match in [("model.depths", (0, 2), "integers >= 1"),
+                              ("model.init_scale", 0.3, "lower model.init_scale"),
+                              ("model.ema", 1.0, r"\[0, 1\)"),
+                              ("data.inversion.rho", (0.4, 1.5), r"\(0, 1\]"),
+                              ("optim.max_step", 0.0, "positive")]:
+        config = load_config(base)
+        with config.unlocked():
+            section, _, leaf = key.rpartition(".")
+            node = config
+            for part in section.split("."):
+                node = node[part]
+            node[leaf] = value
+        with pytest.raises(ConfigError, match=match):
+            dl.check_config(config)
+
+
+def test_tiny_runs_end_to_end(tmp_path):
+    config = load_config(str(ROOT / "experiments/deep_linear.py") + ":tiny")
+    summary = train_lib.run(config, tmp_path)
+    results = tmp_path / "results"
+    for name in ("deep_linear.json", "deep_linear.md", "equal_lambda_curves.png",
+                 "inversion_curves.png", "fashion_mnist_curves.png", "half_time_ratios.png"):
+        assert (results / name).stat().st_size > 0, name
+    data = json.loads((results / "deep_linear.json").read_text())
+    claims = data["claims"]
+    assert summary["claims"] == claims
+    for source in ("sim", "ode"):
+        assert claims[f"inversion_first_{source}"]["jepa"] == {"1": "high_lambda", "3": "high_rho"}
+        assert claims[f"inversion_mae_always_high_lambda_{source}"] is True
+        jepa, mae = (claims[f"equal_lambda_spread_{source}"][o] for o in ("jepa", "mae"))
+        assert jepa[1] > 1.4 * jepa[0] and mae[1] < 1.15 * mae[0]  # depth sharpens JEPA only
+    assert data["max_rel_err_half_time"] < 0.01
+    real = {r["objective"]: r["learned"][0]["settled"] for r in data["fashion_mnist"]["runs"]}
+    assert real["jepa"]["rho"] > real["mae"]["rho"]  # JEPA's first direction: more predictable
+    assert real["jepa"]["lambda"] < real["mae"]["lambda"]  # MAE's: more variance
+    table = (results / "deep_linear.md").read_text()
+    assert "| jepa | 3 |" in table and "first depth where JEPA" in table
+
+
+def test_missing_fashion_mnist_raises_instead_of_falling_back(tmp_path):
+    from data_pipelines.images import DataError
+
+    config = load_config(str(ROOT / "experiments/deep_linear.py") + ":tiny")
+    with config.unlocked():
+        config.real.path = str(tmp_path / "nowhere")
+    with pytest.raises(DataError, match="real.path"):
+        dl.run(config, tmp_path)
