@@ -18,27 +18,41 @@ from benchmarks.ijepa_step import PRESETS, JepaxStep
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
+def measure(preset: str, steps: int, attention: str = "xla", pad_multiple: int = 1) -> dict:
+    compiles = []
+
+    def listener(event, seconds, **kwargs):
+        if event == COMPILE_EVENT:
+            compiles.append(seconds)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        t0 = time.perf_counter()
+        # builds the model, creates the state, compiles the step
+        step = JepaxStep(PRESETS[preset], attention, pad_multiple)
+        step.run(1)
+        first = time.perf_counter() - t0
+        before = len(compiles)
+        step.run(steps)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    return {
+        "preset": preset, "device": jax.devices()[0].device_kind,
+        "time_to_first_step_s": round(first, 2), "train_step_compile_s": round(step.compile_s, 2),
+        "compiles_before_first_step": before,
+        "compiles_during_next_steps": len(compiles) - before, "next_steps": steps,
+    }
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu-tiny")
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--attention", default="xla", choices=("xla", "einsum", "cudnn"))
+    parser.add_argument("--pad-multiple", type=int, default=1)
     args = parser.parse_args(argv)
 
-    compiles = []
-    jax.monitoring.register_event_duration_secs_listener(
-        lambda event, seconds, **kw: compiles.append(seconds) if event == COMPILE_EVENT else None)
-    t0 = time.perf_counter()
-    step = JepaxStep(PRESETS[args.preset])  # builds the model, creates the state, compiles
-    step.run(1)
-    first = time.perf_counter() - t0
-    before = len(compiles)
-    step.run(args.steps)
-    print(json.dumps({
-        "preset": args.preset, "device": jax.devices()[0].device_kind,
-        "time_to_first_step_s": round(first, 2), "train_step_compile_s": round(step.compile_s, 2),
-        "compiles_before_first_step": before,
-        "compiles_during_next_steps": len(compiles) - before, "next_steps": args.steps,
-    }))
+    print(json.dumps(measure(args.preset, args.steps, args.attention, args.pad_multiple)))
 
 
 if __name__ == "__main__":

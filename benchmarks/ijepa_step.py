@@ -28,10 +28,14 @@ PRESETS = {
     "gpu-vitb": dict(image_size=224, patch_size=16, channels=3, width=768, depth=12, heads=12,
                      pred_width=384, pred_depth=6, pred_heads=12, batch=128, context=98,
                      target=29, num_targets=4, dtype="bfloat16"),
+    # Seconds on any machine: for tests of this harness, not for reporting.
+    "smoke": dict(image_size=32, patch_size=8, channels=3, width=32, depth=1, heads=2,
+                  pred_width=16, pred_depth=1, pred_heads=2, batch=8, context=6, target=2,
+                  num_targets=2, dtype="float32"),
 }
 
 
-def jepax_config(p: dict, attention: str = "xla"):
+def jepax_config(p: dict, attention: str = "xla", pad_multiple: int = 1):
     from jepax.config import load_config
 
     c = load_config("experiments/ijepa.py")
@@ -41,20 +45,29 @@ def jepax_config(p: dict, attention: str = "xla"):
     c.data.update(image_size=p["image_size"], channels=p["channels"],
                   mean=(0.5,) * p["channels"], std=(0.5,) * p["channels"])
     c.mask.update(num_targets=p["num_targets"], context_capacity=p["context"],
-                  target_capacity=p["target"], min_context=p["context"])
+                  target_capacity=p["target"], min_context=p["context"],
+                  pad_multiple=pad_multiple)
     c.train.batch_size = p["batch"]
     return c
 
 
-def fixed_batch(variant, p: dict, seed: int = 0) -> dict[str, np.ndarray]:
-    """A batch whose mask lists are all exactly full (no padding, no truncation)."""
+def fixed_batch(p: dict, capacities: tuple[int, int], seed: int = 0) -> dict[str, np.ndarray]:
+    """A batch with exactly `context` / `target` valid tokens in every list (longer draws are
+    subsampled, shorter ones redrawn), padded with invalid entries up to `capacities`."""
+    from jepax.variants.ijepa import IJEPA
+
+    sampler = IJEPA(jepax_config(p)).masks
     rng = np.random.default_rng(seed)
     examples = []
     while len(examples) < p["batch"]:
-        ex = variant.masks(rng)
+        ex = sampler(rng)
         if ex["context_valid"].all() and ex["target_valid"].all():
             examples.append(ex)
     batch = {k: np.stack([e[k] for e in examples]) for k in examples[0]}
+    for key, cap in (("context", capacities[0]), ("target", capacities[1])):
+        pad = [(0, 0)] * (batch[f"{key}_idx"].ndim - 1) + [(0, cap - batch[f"{key}_idx"].shape[-1])]
+        batch[f"{key}_idx"] = np.pad(batch[f"{key}_idx"], pad)
+        batch[f"{key}_valid"] = np.pad(batch[f"{key}_valid"], pad)
     batch["image"] = rng.integers(0, 256, (p["batch"], p["image_size"], p["image_size"],
                                            p["channels"]), dtype=np.uint8)
     return batch
@@ -63,17 +76,18 @@ def fixed_batch(variant, p: dict, seed: int = 0) -> dict[str, np.ndarray]:
 class JepaxStep:
     """The real jepax train step (same code path as jepax.train), on all local devices."""
 
-    def __init__(self, p: dict, attention: str = "xla"):
+    def __init__(self, p: dict, attention: str = "xla", pad_multiple: int = 1):
         from jepax import optim, sharding, state as state_lib, step as step_lib
         from jepax.variants.ijepa import IJEPA
 
-        self.config = jepax_config(p, attention)
+        self.config = jepax_config(p, attention, pad_multiple)
         self.variant = IJEPA(self.config)
         self.mesh = sharding.make_mesh(self.config.mesh)
         rules = sharding.rules_from_config(self.config.mesh)
         sched = optim.schedules(self.config.optim, 1000)
         tx = optim.optimizer(self.config.optim, sched)
-        self.batch_np = fixed_batch(self.variant, p)
+        masks = self.variant.masks
+        self.batch_np = fixed_batch(p, (masks.context_capacity, masks.target_capacity))
         with jax.set_mesh(self.mesh), sharding.use_rules(rules):
             shardings = state_lib.state_shardings(self.variant, tx, self.mesh, rules)
             abstract = state_lib.abstract_state(self.variant, tx, shardings)
@@ -84,7 +98,8 @@ class JepaxStep:
                 step_lib.make_train_step(self.variant, tx, sched), abstract,
                 sharding.batch_spec(self.batch_np, self.mesh), sharding.replicated(self.mesh))
             self.compile_s = time.perf_counter() - t0
-        self.flops = self.variant.flops_per_step(p["batch"])
+        # Useful work only: padded tokens (pad_multiple > 1) cost time but are not counted.
+        self.flops = IJEPA(jepax_config(p)).flops_per_step(p["batch"])
         mem = self.compiled.memory_analysis()
         self.peak_bytes = None if mem is None else int(
             mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
@@ -111,8 +126,10 @@ class TorchStep:
             width=p["width"], depth=p["depth"], heads=p["heads"], pred_width=p["pred_width"],
             pred_depth=p["pred_depth"], pred_heads=p["pred_heads"],
             device="cuda" if gpu else "cpu", bf16=p["dtype"] == "bfloat16", compile=compile)
-        self.inputs = self.model.to_device(batch_np["image"], batch_np["context_idx"],
-                                           batch_np["target_idx"])
+        # PyTorch gets the lists without jepax's padding (all entries up to the counts are valid).
+        self.inputs = self.model.to_device(batch_np["image"],
+                                           batch_np["context_idx"][:, :p["context"]],
+                                           batch_np["target_idx"][..., :p["target"]])
 
     def run(self, steps: int) -> float:
         t0 = time.perf_counter()
@@ -152,11 +169,11 @@ def alternate(runners: dict, rounds: int, steps: int, warmup: int) -> dict[str, 
 
 
 def bench(preset: str, rounds: int, steps: int, warmup: int, attention: str,
-          torch_compile: bool | None) -> dict:
+          torch_compile: bool | None, pad_multiple: int = 1) -> dict:
     from jepax.flops import peak_flops_per_device
 
     p = PRESETS[preset]
-    jx = JepaxStep(p, attention)
+    jx = JepaxStep(p, attention, pad_multiple)
     runners = {"jepax": jx}
     try:
         import torch
@@ -175,7 +192,8 @@ def bench(preset: str, rounds: int, steps: int, warmup: int, attention: str,
         peak, peak_source = cpu_matmul_peak() / jax.device_count(), "measured 2048^3 fp32 matmul"
     out = {
         "preset": preset, "device": device.device_kind, "num_devices": jax.device_count(),
-        "attention": attention, "jepax_ms": round(sec["jepax"] * 1e3, 2),
+        "attention": attention, "pad_multiple": pad_multiple,
+        "jepax_ms": round(sec["jepax"] * 1e3, 2),
         "jepax_compile_s": round(jx.compile_s, 2),
         "flops_per_step": jx.flops, "tflops_per_s": round(jx.flops / sec["jepax"] / 1e12, 4),
         "mfu": round(jx.flops / sec["jepax"] / (peak * jax.device_count()), 4) if peak else None,
@@ -196,12 +214,15 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--attention", default="xla", choices=("xla", "einsum", "cudnn"))
+    parser.add_argument("--pad-multiple", type=int, default=1,
+                        help="round jepax's token capacities up (e.g. 16 keeps cuDNN attention "
+                             "usable); padding is masked and not counted as useful FLOPs")
     parser.add_argument("--torch-compile", action=argparse.BooleanOptionalAction, default=None,
                         help="also time torch.compile (default: on GPU only)")
     args = parser.parse_args(argv)
     for preset in args.preset or ["cpu-tiny"]:
         print(json.dumps(bench(preset, args.rounds, args.steps, args.warmup, args.attention,
-                               args.torch_compile)), flush=True)
+                               args.torch_compile, args.pad_multiple)), flush=True)
 
 
 if __name__ == "__main__":

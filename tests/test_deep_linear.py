@@ -13,7 +13,9 @@ from jepax.config import ConfigError, load_config
 from jepax.studies import deep_linear as dl
 
 ROOT = Path(__file__).resolve().parents[1]
-LAM, RHO = np.array([1.0, 0.45]), np.array([0.4, 0.8])
+# the paper's notation: lambda = covariance of the views, rho = regression coefficient; f0 has the
+# larger lambda (variance 1), f1 the larger rho (variance 0.45)
+LAM, RHO = np.array([0.4, 0.36]), np.array([0.4, 0.8])
 
 
 def optim(max_step=0.02, records=500, min_steps=2000):
@@ -48,10 +50,34 @@ def test_ema_target_matches_its_ode():
     assert np.all(run["t_half_sim"] > 1.01 * plain["t_half_sim"])  # the lagging target slows it
 
 
+def test_views_follow_the_papers_data_model():
+    x, y, m = views(256)
+    np.testing.assert_allclose(m["yx"], np.diag(LAM), atol=1e-12)  # Syx = diag(lambda)
+    np.testing.assert_allclose(m["xx"], np.diag(LAM / RHO), atol=1e-12)  # Sxx = diag(lambda/rho)
+    np.testing.assert_allclose(m["yy"], m["xx"], atol=1e-12)  # views of equal variance
+    np.testing.assert_allclose(np.diag(m["yx"]) / np.diag(m["xx"]), RHO, rtol=1e-12)
+
+
 def test_ode_solver_matches_closed_form_half_time():
     for depth in (1, 2, 5):
         np.testing.assert_allclose(dl.solve_ode("jepa", LAM, RHO, depth, 1e-3)["t_half"],
                                    dl.jepa_half_time(LAM, RHO, depth, 1e-3), rtol=1e-6)
+
+
+def test_half_time_is_the_papers_critical_time_with_time_scaled_by_depth():
+    """Paper Thm 4.5: tau* = sum_n L / (lambda n rho^(2L-1-n) eps^(n/L)) + Theta(log eps) in the
+    paper's time tau = L t. L * t_1/2 minus that sum must grow like rho^(1-2L)/lambda ln(1/eps):
+    a missing or extra factor L would leave a remainder growing like eps^(-(2L-1)/L). (eps is
+    kept where float64 resolves the difference of the two ~eps^(-(2L-1)/L) terms; the O(eps^(1/L))
+    corrections then cost ~2% at L = 3.)"""
+    for depth, (e1, e2) in ((2, (1e-6, 1e-10)), (3, (1e-5, 1e-8))):
+        rest = [depth * dl.jepa_half_time(LAM, RHO, depth, e)
+                - dl.paper_jepa_critical_time(LAM, RHO, depth, e) for e in (e1, e2)]
+        slope = (rest[1] - rest[0]) / np.log(e1 / e2)
+        np.testing.assert_allclose(slope, RHO ** (1 - 2 * depth) / LAM, rtol=0.03)
+        ratio = depth * dl.jepa_half_time(LAM, RHO, depth, e2) / dl.paper_jepa_critical_time(
+            LAM, RHO, depth, e2)
+        np.testing.assert_allclose(ratio, 1.0, atol=1e-6)
 
 
 def test_depth_orders_features_as_the_paper_says():
@@ -148,10 +174,13 @@ def test_tiny_runs_end_to_end(tmp_path):
         assert claims[f"inversion_mae_always_high_lambda_{source}"] is True
         jepa, mae = (claims[f"equal_lambda_spread_{source}"][o] for o in ("jepa", "mae"))
         assert jepa[1] > 1.4 * jepa[0] and mae[1] < 1.15 * mae[0]  # depth sharpens JEPA only
+        # equal lambda: at L = 1 JEPA is (nearly) rho-blind too, MAE at every depth
+        assert abs(jepa[0] - 1) < 0.05 and all(abs(v - 1) < 0.15 for v in mae)
     assert data["max_rel_err_half_time"] < 0.01
     real = {r["objective"]: r["learned"][0]["settled"] for r in data["fashion_mnist"]["runs"]}
     assert real["jepa"]["rho"] > real["mae"]["rho"]  # JEPA's first direction: more predictable
-    assert real["jepa"]["lambda"] < real["mae"]["lambda"]  # MAE's: more variance
+    assert real["jepa"]["var"] < real["mae"]["var"]  # MAE's: more variance
+    assert real["jepa"]["lambda"] < real["mae"]["lambda"]  # and more covariance
     table = (results / "deep_linear.md").read_text()
     assert "| jepa | 3 |" in table and "first depth where JEPA" in table
 

@@ -2,61 +2,86 @@
 
 Reproduces the analysis of Littwin, Saremi, Advani, Thilak, Nakkiran, Huang, Susskind, "How JEPA
 Avoids Noisy Features: The Implicit Bias of Deep Linear Self Distillation Networks" (NeurIPS
-2024, arXiv:2407.03475) with trained JAX networks next to the closed-form dynamics.
+2024, arXiv:2407.03475) with trained JAX networks next to the per-feature dynamics.
 
-Data model. Paired views x, y in R^d with diagonal second moments
-``Sxx = diag(lambda)``, ``Syx = diag(lambda * rho)``: lambda_i is the variance of feature i and
-rho_i = (Syx)_ii / (Sxx)_ii its regression coefficient (how well view x predicts view y along
-i). Samples: ``x_i = sqrt(lambda_i) z_i``, ``y_i = rho_i x_i + sqrt(lambda_i (1 - rho_i^2)) n_i``
-(both views have variance lambda_i, so 0 < rho_i <= 1); with ``exact_moments`` the Gaussian
-draws are whitened so the sample moments equal the model's exactly.
+Data model (the paper's notation). Paired views x, y in R^d whose second moments are diagonal in
+one basis (the paper's simultaneous-diagonalisability assumption): ``Syx = diag(lambda)``,
+``Sxx = diag(lambda / rho)``. lambda_i is the covariance of the two views along feature i and
+rho_i = lambda_i / (Sxx)_ii its regression coefficient ("influence": how well x predicts y along
+i); the variance is sigma_i^2 = lambda_i / rho_i. A feature with a large lambda but a small rho
+is a high-variance, noisy one. Samples: ``x_i = sigma_i z_i``,
+``y_i = rho_i x_i + sigma_i sqrt(1 - rho_i^2) n_i`` (both views have variance sigma_i^2, so
+0 < rho_i <= 1); with ``exact_moments`` the Gaussian draws are whitened so the sample moments
+equal the model's exactly.
 
 Networks. Encoder ``Wbar = W_L ... W_1`` (depth L, hidden width h >= d), a linear head V.
 JEPA: ``1/2 E|V Wbar x - sg(Wbar_T y)|^2`` with the target encoder Wbar_T the online one under
 stop-gradient (``model.ema = 0``) or an EMA copy. MAE: ``1/2 E|V Wbar x - y|^2``. Full-batch
 gradient descent on the N pairs; the squared losses depend on the data only through the second
 moments, so the loss is evaluated from them (the same gradients, O(h^2) per step instead of
-O(N h^2)). Balanced small initialization: ``W_1 = s B_1``, ``W_l = s B_l B_{l-1}^T``, JEPA head
-``s B_L B_L^T`` (MAE decoder ``s B_L^T``) with B_l random h x d orthonormal columns and
-``s = init_scale^(1/L)``, so ``W_{l+1}^T W_{l+1} = W_l W_l^T`` (and ``V^T V = W_L W_L^T``) and
-the encoder starts at ``init_scale`` along every feature.
+O(N h^2)). Balanced small initialization (the paper's): ``W_1 = s B_1``,
+``W_l = s B_l B_{l-1}^T``, JEPA head ``s B_L B_L^T`` (MAE decoder ``s B_L^T``) with B_l random
+h x d orthonormal columns and ``s = init_scale^(1/L)``, so ``W_{l+1}^T W_{l+1} = W_l W_l^T``
+(and ``V^T V = W_L W_L^T``) and the encoder starts at ``wbar(0) = eps = init_scale`` along every
+feature.
 
-Dynamics (derived here for the diagonal, balanced case). With the target under stop-gradient
-the loss is a function of the online product ``P = V Wbar`` only, so gradient flow conserves the
-balance; along feature i every layer (and the head) then has the same singular value u(t),
-``wbar_i = u^L``, and gradient flow on the loss restricted to feature i gives, with target
-per-layer value u_T (u_T = u for pure stop-gradient),
+Dynamics. With the target under stop-gradient the loss is a function of the online product
+``P = V Wbar`` only, so gradient flow conserves the balance; along feature i every layer (and
+the head) then has the same singular value u(t), the encoder value is ``wbar_i = u^L``, and
+gradient flow in ``t = lr * step`` gives (target per-layer value u_T; u_T = u for pure
+stop-gradient)
 
-    JEPA:  du/dt = lambda u^L (rho u_T^L - u^(L+1))  ->  du/dt = lambda u^(2L) (rho - u)
-    MAE:   du/dt = lambda u^L (rho - u^(L+1))
+    JEPA:  du/dt = lambda u^L (u_T^L - u^(L+1) / rho)  ->  du/dt = lambda u^(2L) (1 - u / rho)
+    MAE:   du/dt = lambda u^L (1 - u^(L+1) / rho)
     EMA:   du_T/dt = (1 - ema) / lr * (u - u_T)
 
-i.e. for the encoder ``dwbar/dt = L lambda (rho wbar^(3-1/L) - wbar^3)`` (JEPA) and
-``L lambda (rho wbar^(2-1/L) - wbar^3)`` (MAE); JEPA converges to ``wbar = rho^L``, MAE to
-``wbar = rho^(L/(L+1))`` (MAE's end-to-end map ``V Wbar`` to the regression coefficient rho).
-Time is gradient-flow time, ``t = lr * step``. The time to reach half of the final value is
-``t_half = int du / f(u)`` from ``u0 = init_scale^(1/L)`` to the per-layer value at half,
-``u_h``. For JEPA (ema = 0) partial fractions give it in closed form
-(:func:`jepa_half_time`),
+JEPA converges to ``wbar = rho^L`` (the paper's Cor. 4.3), MAE to ``wbar = rho^(L/(L+1))`` (its
+end-to-end map ``V Wbar`` to the regression coefficient rho).
 
-    t_half(JEPA) = 1/lambda * [ sum_{n=1}^{2L-1} (u0^-n - u_h^-n) / (n rho^(2L-n))
-                                + rho^-2L ln(u_h (rho - u0) / (u0 (rho - u_h))) ],
+Correspondence with the paper. Written for the encoder value ``wbar = u^L`` these are
 
-whose leading term ``u0^(1-2L) / ((2L-1) lambda rho)`` ranks features by the covariance
-lambda*rho, while the lower-order terms carry up to ``rho^(-(2L-1))``; with a fixed end-to-end
-init ``u0 = init_scale^(1/L)`` grows with depth and those terms take over: the deeper the
-encoder, the more JEPA learns high-rho features first. MAE's ``t_half ~ u0^(1-L) / ((L-1)
-lambda rho)`` (log for L = 1) keeps the covariance ordering at every depth. The ODEs are solved
-with ``scipy.integrate.solve_ivp`` (in log u) and compared with the trained networks.
+    JEPA:  dwbar/dt = L lambda (wbar^(3-1/L) - wbar^3 / rho)
+    MAE:   dwbar/dt = L lambda (wbar^(2-1/L) - wbar^3 / rho)
 
-Experiments. (1) equal lambda, different rho: the ratio t_half(lowest rho) / t_half(highest rho)
-grows with depth for JEPA and stays flat for MAE; (2) inversion: feature 0 has the larger
-lambda and covariance but the smaller rho, feature 1 the reverse; MAE learns feature 0 first at
+i.e. the paper's per-feature JEPA and MAE ODEs (Sec. 4: dwbar/dtau = lambda wbar^(3-1/L) -
+lambda wbar^3 / rho, and for MAE the same with wbar^(2-1/L)) with the same lambda, rho, wbar and
+init, in the paper's time ``tau = L t``: the paper's right-hand sides carry no factor L,
+while gradient flow on each of the L balanced layers gives ``dwbar/dt = L wbar^(2-2/L)
+(-dloss/dwbar)``, hence the factor L above. So the dynamics are the paper's, only the clock is
+rescaled: every time in this study (and in the trained networks) is ``t = lr * step = tau / L``.
+The factor is pinned by the paper's critical time, which carries L in the numerator (below,
+checked in tests/test_deep_linear.py). (Theorem/corollary numbers: arXiv v1.)
+
+Critical times. Half-time: the time for wbar to reach half its final value, from
+``u0 = eps^(1/L)`` to the per-layer value at half ``u_h`` (JEPA: ``rho 2^(-1/L)``), solved with
+``scipy.integrate.solve_ivp`` (in log u) and compared with the trained networks. For JEPA
+(ema = 0) the partial fractions of ``1/(psi^(2L) (1 - psi))``, psi = u / rho, give it exactly
+(:func:`jepa_half_time`):
+
+    t_1/2(JEPA) = 1/lambda [ sum_{n=1}^{2L-1} (u0^-n - u_h^-n) / (n rho^(2L-1-n))
+                             + rho^(1-2L) ln(u_h (rho - u0) / (u0 (rho - u_h))) ].
+
+Its eps-singular part, times L, is the paper's Theorem 4.5 (:func:`paper_jepa_critical_time`),
+
+    tau*(JEPA) = 1/lambda sum_{n=1}^{2L-1} L / (n rho^(2L-1-n) eps^(n/L)) + Theta(log eps),
+
+and the remainder ``L t_1/2 - tau*`` indeed grows like ``rho^(1-2L) / lambda ln(1/eps)``. The
+leading term (n = 2L-1), ``L / ((2L-1) lambda eps^((2L-1)/L))``, depends on lambda alone; rho
+enters from n = 2L-2 on, with weights up to ``rho^-(2L-2)`` (n = 1). Relative to the leading
+term, term n is of order ``eps^((2L-1-n)/L)``, which moves towards 1 as L grows at a fixed eps:
+the deeper the encoder, the more JEPA orders features by rho. MAE (our expansion of its ODE):
+near the init ``du/dt ~ lambda u^L``, so ``tau*(MAE) = L eps^(-(L-1)/L) / ((L-1) lambda) + O(1)``
+(``ln(1/eps) / lambda`` for L = 1): lambda alone at every depth; rho enters only at O(1) (through
+the end value).
+
+Experiments. (1) equal lambda, different rho: the ratio t_1/2(lowest rho) / t_1/2(highest rho)
+grows with depth for JEPA from ~1 at L = 1 and stays ~1 for MAE; (2) inversion: feature 0 has
+the larger lambda but the smaller rho, feature 1 the reverse; MAE learns feature 0 first at
 every depth, JEPA switches to feature 1 from some depth on; (3) Fashion-MNIST: two augmented
 views (random resized crop + brightness jitter, which makes the top principal direction, mostly
 overall brightness, high-variance but comparatively unpredictable), projected on the top
 principal directions of view x, with a deep linear JEPA and MAE trained on them; reported: the
-variance and rho of each direction in the order the encoder learns them.
+variance, lambda and rho of each direction in the order the encoder learns them.
 
 Paper's claims vs what jepax measures: see ``experiments/deep_linear.py`` (the numbers there come
 from ``python -m jepax.main --config=experiments/deep_linear.py``).
@@ -166,16 +191,21 @@ def check_config(config) -> None:
 # ----------------------------------------------------------------------------- data
 
 
+def variance(lam, rho):
+    """sigma^2 = lambda / rho: the variance of each view along each feature."""
+    return np.asarray(lam, float) / np.asarray(rho, float)
+
+
 def gaussian_views(rng: np.random.Generator, lam, rho, n: int, exact_moments: bool = True):
-    """n pairs (x, y), (n, d) each, with Sxx = diag(lam), Syx = diag(lam * rho)."""
+    """n pairs (x, y), (n, d) each, with Syx = diag(lam), Sxx = Syy = diag(lam / rho)."""
     lam, rho = np.asarray(lam, float), np.asarray(rho, float)
-    d = lam.size
+    var, d = variance(lam, rho), lam.size
     z = rng.standard_normal((n, 2 * d))
     if exact_moments:  # whiten the draw: sample moments = model moments, no sampling noise
         z -= z.mean(0)
         z = z @ np.linalg.inv(np.linalg.cholesky(z.T @ z / n)).T
-    x = np.sqrt(lam) * z[:, :d]
-    y = rho * x + np.sqrt(lam * (1 - rho**2)) * z[:, d:]
+    x = np.sqrt(var) * z[:, :d]
+    y = rho * x + np.sqrt(var * (1 - rho**2)) * z[:, d:]
     return x, y
 
 
@@ -301,19 +331,28 @@ def final_value(objective: str, rho, depth: int):
 
 
 def jepa_half_time(lam, rho, depth: int, init_scale: float):
-    """Closed-form JEPA (stop-gradient) half-time per feature: the integral above, exactly."""
+    """Closed-form JEPA (stop-gradient) half-time per feature, in t = lr * step: the partial-
+    fraction integral of the module docstring, exactly."""
     lam, rho = np.asarray(lam, float), np.asarray(rho, float)
     u0, u_h = init_scale ** (1.0 / depth), rho * 2.0 ** (-1.0 / depth)
-    total = rho ** (-2 * depth) * np.log(u_h * (rho - u0) / (u0 * (rho - u_h)))
+    total = rho ** (1 - 2 * depth) * np.log(u_h * (rho - u0) / (u0 * (rho - u_h)))
     for n in range(1, 2 * depth):
-        total = total + (u0 ** -n - u_h ** -n) / (n * rho ** (2 * depth - n))
+        total = total + (u0 ** -n - u_h ** -n) / (n * rho ** (2 * depth - 1 - n))
     return total / lam
 
 
+def paper_jepa_critical_time(lam, rho, depth: int, init_scale: float):
+    """The paper's Theorem 4.5 JEPA critical time without its Theta(log eps) remainder,
+    1/lambda sum_{n=1}^{2L-1} L / (n rho^(2L-1-n) eps^(n/L)), in the paper's time tau = L t."""
+    lam, rho = np.asarray(lam, float), np.asarray(rho, float)
+    eps, L = float(init_scale), depth
+    return sum(L / (n * rho ** (2 * L - 1 - n) * eps ** (n / L)) for n in range(1, 2 * L)) / lam
+
+
 def curvature(objective: str, lam, rho, depth: int) -> float:
-    """Largest Hessian eigenvalue at the fixed point, (L+1) lambda u*^(2L): bounds the lr."""
+    """Largest Hessian eigenvalue at the fixed point, (L+1) sigma^2 u*^(2L): bounds the lr."""
     u_final = final_value(objective, rho, depth) ** (1.0 / depth)
-    return float(np.max((depth + 1) * np.asarray(lam) * u_final ** (2 * depth)))
+    return float(np.max((depth + 1) * variance(lam, rho) * u_final ** (2 * depth)))
 
 
 def _ode_rhs(objective, lam, rho, depth, ema_rate):
@@ -322,9 +361,9 @@ def _ode_rhs(objective, lam, rho, depth, ema_rate):
     def rhs(t, state):  # state: log u (and log u_T with an EMA target)
         u = np.exp(state[:d])
         if objective == "mae":
-            return lam * u ** (L - 1) * (rho - u ** (L + 1))
+            return lam * u ** (L - 1) * (1 - u ** (L + 1) / rho)
         u_t = np.exp(state[d:]) if ema_rate else u
-        ds = lam * u ** (L - 1) * (rho * u_t**L - u ** (L + 1))
+        ds = lam * u ** (L - 1) * (u_t**L - u ** (L + 1) / rho)
         return np.concatenate([ds, ema_rate * (u / u_t - 1)]) if ema_rate else ds
 
     return rhs
@@ -476,9 +515,10 @@ def synthetic_experiment(name, spec, config) -> dict:
         for objective in OBJECTIVES:
             runs.append(compare_run(objective, lam, rho, depth, config.model.init_scale, width, m,
                                     config.optim, config.seed + depth, config.model.ema))
-    return {"name": name, "lam": lam, "rho": rho, "runs": runs,
-            "moment_error": float(np.max(np.abs(m["xx"] - np.diag(lam)))
-                                  + np.max(np.abs(m["yx"] - np.diag(lam * rho))))}
+    moment_error = (np.max(np.abs(m["xx"] - np.diag(variance(lam, rho))))
+                    + np.max(np.abs(m["yx"] - np.diag(lam))))
+    return {"name": name, "lam": lam, "rho": rho, "init_scale": config.model.init_scale,
+            "runs": runs, "moment_error": float(moment_error)}
 
 
 def _fashion_views(real, rng):
@@ -514,14 +554,15 @@ def real_experiment(config) -> dict:
     scale = math.sqrt(evals[-1])  # top variance -> 1
     px, py = x @ basis / scale, y @ basis / scale
     m = moments(px, py)
-    lam = np.diag(m["xx"]).copy()
-    rho = np.diag(m["yx"]) / lam
+    var, lam = np.diag(m["xx"]).copy(), np.diag(m["yx"]).copy()  # variance, covariance lambda
+    rho = lam / var
     off = m["yx"] - np.diag(np.diag(m["yx"]))
     if not np.all(rho > 0):
         raise ConfigError(f"real: some principal directions have rho <= 0 ({np.round(rho, 3)}); "
                           "lower real.components")
     _check_init("real.init_scale", real.init_scale, [(lam, rho)], real.depths)
-    log.info("fashion-mnist: lambda %s rho %s", np.round(lam, 3), np.round(rho, 3))
+    log.info("fashion-mnist: variance %s lambda %s rho %s", np.round(var, 3), np.round(lam, 3),
+             np.round(rho, 3))
     width = int(math.ceil(config.model.width_factor * lam.size))
     runs = []
     for depth in real.depths:
@@ -532,19 +573,20 @@ def real_experiment(config) -> dict:
             run = compare_run(objective, lam, rho, depth, real.init_scale, width, m, config.optim,
                               config.seed + depth, 0.0, horizon_time=horizon,
                               init_key="real.init_scale")
-            run["lam_eff"], run["rho_eff"] = subspace_stats(run["wbar"], m)
+            run["var_eff"], run["rho_eff"] = subspace_stats(run["wbar"], m)
             run["learned"] = learned_directions(run["times"], run["wbar"], m, real.learned)
             log.info("%s L=%d learns: %s", objective, depth, ", ".join(
-                f"PC{d['settled']['main_pc']} (lambda {d['settled']['lambda']:.2f}, "
-                f"rho {d['settled']['rho']:.2f})" for d in run["learned"]))
+                f"PC{d['settled']['main_pc']} (variance {d['settled']['var']:.2f}, lambda "
+                f"{d['settled']['lambda']:.2f}, rho {d['settled']['rho']:.2f})"
+                for d in run["learned"]))
             runs.append(run)
-    return {"name": "fashion_mnist", "lam": lam, "rho": rho, "runs": runs,
+    return {"name": "fashion_mnist", "lam": lam, "rho": rho, "var": var, "runs": runs,
             "offdiag_yx": float(np.linalg.norm(off) / np.linalg.norm(m["yx"]))}
 
 
 def subspace_stats(wbar, m):
     """Variance and regression coefficient of what the encoder has learned, over time:
-    lambda_eff = tr(W Sxx W')/tr(W W'), rho_eff = tr(W Syx W')/tr(W Sxx W')."""
+    var_eff = tr(W Sxx W')/tr(W W'), rho_eff = tr(W Syx W')/tr(W Sxx W')."""
     energy = np.einsum("kij,kij->k", wbar, wbar)
     var = np.einsum("kij,jl,kil->k", wbar, m["xx"], wbar)
     cov = np.einsum("kij,jl,kil->k", wbar, m["yx"], wbar)
@@ -554,8 +596,8 @@ def subspace_stats(wbar, m):
 def _direction(wbar, found, m):
     """Top right singular vector of wbar with the directions in `found` projected out."""
     r = np.linalg.svd(wbar - wbar @ found @ found.T)[2][0]
-    lam = float(r @ m["xx"] @ r)
-    return r, {"lambda": lam, "rho": float(r @ m["yx"] @ r) / lam,
+    var, lam = float(r @ m["xx"] @ r), float(r @ m["yx"] @ r)
+    return r, {"var": var, "lambda": lam, "rho": lam / var,
                "main_pc": int(np.argmax(r**2)), "overlap": float(np.max(r**2))}
 
 
@@ -566,8 +608,8 @@ def learned_directions(times, wbar, m, count) -> list[dict]:
     'rise' at t, and 'settled' on the plateau after it (the last record before the next singular
     value reaches 10% of its end value) -- during a fast rise the direction can still rotate,
     e.g. from the top principal direction towards a higher-rho one. Each reading gives r's
-    variance r'Sxx r, regression coefficient r'Syx r / r'Sxx r and its largest squared overlap
-    with the input basis (principal directions)."""
+    variance r'Sxx r, covariance lambda = r'Syx r, regression coefficient rho = lambda / variance
+    and its largest squared overlap with the input basis (principal directions)."""
     sing = np.linalg.svd(wbar, compute_uv=False)
     found = np.zeros((wbar.shape[-1], 0))
     out = []
@@ -600,6 +642,11 @@ def claims(equal, inversion) -> dict:
                       if r["objective"] == o] for o in OBJECTIVES}
         out[f"equal_lambda_spread_{source}"] = spread
     out["equal_lambda_depths"] = [r["depth"] for r in equal["runs"] if r["objective"] == "jepa"]
+    # the paper's Theorem 4.5 sum (its Theta(log eps) remainder dropped), for JEPA
+    thm = lambda exp, depth: paper_jepa_critical_time(exp["lam"], exp["rho"], depth,
+                                                      exp["init_scale"])
+    out["equal_lambda_spread_thm45"] = [float(thm(equal, d)[lo] / thm(equal, d)[hi])
+                                        for d in out["equal_lambda_depths"]]
     big_lam = int(np.argmax(inversion["lam"]))
     big_rho = int(np.argmax(inversion["rho"]))
     for source in ("sim", "ode"):
@@ -614,6 +661,9 @@ def claims(equal, inversion) -> dict:
         out[f"inversion_ratio_{source}"] = {
             o: [_ratio(r, big_lam, big_rho, f"t_half_{source}") for r in inversion["runs"]
                 if r["objective"] == o] for o in OBJECTIVES}
+    out["inversion_ratio_thm45"] = [
+        float(thm(inversion, r["depth"])[big_lam] / thm(inversion, r["depth"])[big_rho])
+        for r in inversion["runs"] if r["objective"] == "jepa"]
     return out
 
 
@@ -623,8 +673,10 @@ def _fmt(v):
 
 def markdown(experiments, summary) -> str:
     lines = ["# Deep linear JEPA vs MAE: half-times t_1/2 per feature (simulation / ODE)", "",
-             "t_1/2: gradient-flow time (lr x steps) for the encoder's singular value along the "
-             "feature to reach half its final value (JEPA rho^L, MAE rho^(L/(L+1))). "
+             "λ: covariance of the two views along the feature, ρ: its regression coefficient "
+             "(variance λ/ρ). t_1/2: gradient-flow time t = lr x steps (the paper's time is L t) "
+             "for the encoder's singular value along the feature to reach half its final value "
+             "(JEPA ρ^L, MAE ρ^(L/(L+1))). "
              "Order: features by t_1/2, first learned first. Relative errors of the "
              "simulation against the ODE: t_1/2, and the largest over the times at which each "
              "curve reaches 25/50/75/90% of its final value.", ""]
@@ -647,22 +699,26 @@ def markdown(experiments, summary) -> str:
         lines.append("")
     c = summary["claims"]
     lines += ["## Claims", "",
-              "| claim | simulation | ODE |", "|---|---|---|",
+              "Paper Thm 4.5: the ratio of the paper's JEPA critical times without their "
+              "Θ(log ε) remainder.", "",
+              "| claim | simulation | ODE | paper Thm 4.5 |", "|---|---|---|---|",
               f"| equal λ: t_1/2(lowest ρ)/t_1/2(highest ρ), JEPA, L={c['equal_lambda_depths']} | "
               f"{_list(c['equal_lambda_spread_sim']['jepa'])} | "
-              f"{_list(c['equal_lambda_spread_ode']['jepa'])} |",
+              f"{_list(c['equal_lambda_spread_ode']['jepa'])} | "
+              f"{_list(c['equal_lambda_spread_thm45'])} |",
               f"| equal λ: same ratio, MAE | {_list(c['equal_lambda_spread_sim']['mae'])} | "
-              f"{_list(c['equal_lambda_spread_ode']['mae'])} |",
+              f"{_list(c['equal_lambda_spread_ode']['mae'])} | |",
               f"| inversion: t_1/2(high-λ)/t_1/2(high-ρ), JEPA | "
               f"{_list(c['inversion_ratio_sim']['jepa'])} | "
-              f"{_list(c['inversion_ratio_ode']['jepa'])} |",
+              f"{_list(c['inversion_ratio_ode']['jepa'])} | "
+              f"{_list(c['inversion_ratio_thm45'])} |",
               f"| inversion: same ratio, MAE | {_list(c['inversion_ratio_sim']['mae'])} | "
-              f"{_list(c['inversion_ratio_ode']['mae'])} |",
+              f"{_list(c['inversion_ratio_ode']['mae'])} | |",
               f"| inversion: first depth where JEPA learns the high-ρ feature first | "
-              f"{c['inversion_jepa_flip_depth_sim']} | {c['inversion_jepa_flip_depth_ode']} |",
+              f"{c['inversion_jepa_flip_depth_sim']} | {c['inversion_jepa_flip_depth_ode']} | |",
               f"| inversion: MAE learns the high-λ feature first at every depth | "
               f"{c['inversion_mae_always_high_lambda_sim']} | "
-              f"{c['inversion_mae_always_high_lambda_ode']} |", ""]
+              f"{c['inversion_mae_always_high_lambda_ode']} | |", ""]
     return "\n".join(lines)
 
 
@@ -672,20 +728,23 @@ def _real_tables(exp) -> list[str]:
              "to 1. Syx is not diagonal in this basis (off-diagonal mass "
              f"{exp['offdiag_yx']:.2f}), so the ODE below uses only its diagonal and each learned "
              "direction mixes PCs.", "",
-             "| PC | λ | ρ | " + " | ".join(f"{r['objective']} L={r['depth']} ODE t_1/2"
-                                          for r in exp["runs"]) + " |",
-             "|---|---|---|" + "---|" * len(exp["runs"])]
-    for i, (lam, rho) in enumerate(zip(exp["lam"], exp["rho"])):
-        lines.append(f"| {i} | {lam:.3f} | {rho:.3f} | "
+             "| PC | variance | λ | ρ | "
+             + " | ".join(f"{r['objective']} L={r['depth']} ODE t_1/2" for r in exp["runs"])
+             + " |",
+             "|---|---|---|---|" + "---|" * len(exp["runs"])]
+    for i, (var, lam, rho) in enumerate(zip(exp["var"], exp["lam"], exp["rho"])):
+        lines.append(f"| {i} | {var:.3f} | {lam:.3f} | {rho:.3f} | "
                      + " | ".join(_fmt(r["t_half_ode"][i]) for r in exp["runs"]) + " |")
     lines += ["", "Trained networks: directions in the order they are learned (t: the j-th "
               "singular value of the encoder reaches half its end value). Each is the top right "
               "singular vector r, earlier ones projected out, read at t (rise) and on the plateau "
-              "after it (settled): main PC (squared overlap), λ_r = r'Sxx r, ρ_r = r'Syx r / λ_r. "
+              "after it (settled): main PC (squared overlap), variance σ²_r = r'Sxx r, "
+              "λ_r = r'Syx r, ρ_r = λ_r / σ²_r. "
               "The diagonal ODE's first PCs for comparison.", "",
               "| objective | L | # | t | rise | settled | ODE order |",
               "|---|---|---|---|---|---|---|"]
-    cell = lambda d: f"PC{d['main_pc']} ({d['overlap']:.2f}) λ={d['lambda']:.2f} ρ={d['rho']:.2f}"
+    cell = lambda d: (f"PC{d['main_pc']} ({d['overlap']:.2f}) σ²={d['var']:.2f} "
+                      f"λ={d['lambda']:.2f} ρ={d['rho']:.2f}")
     for r in exp["runs"]:
         for j, d in enumerate(r["learned"]):
             order = list(map(int, r["order_ode"][:learned])) if j == 0 else ""
@@ -695,7 +754,7 @@ def _real_tables(exp) -> list[str]:
 
 
 def _list(values):
-    return ", ".join(f"{v:.3g}" for v in values)
+    return ", ".join(f"{v:.4g}" for v in values)
 
 
 def _plot_curves(exp, path):
@@ -741,14 +800,14 @@ def _plot_real(exp, curves_path, subspace_path):
         for j, d in enumerate(r["learned"]):
             d = d["settled"]
             ax.plot(r["times"], sing[:, j] / sing[-1, j], color=f"C{j}",
-                    label=f"#{j + 1} PC{d['main_pc']} λ={d['lambda']:.2f} ρ={d['rho']:.2f}")
+                    label=f"#{j + 1} PC{d['main_pc']} σ²={d['var']:.2f} ρ={d['rho']:.2f}")
             ax.axvline(r["learned"][j]["t"], color=f"C{j}", lw=0.5, ls=":")
         ax.set_title(f"{r['objective'].upper()} L={r['depth']}", fontsize=9)
         ax.set_xlabel("t = lr × step", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=6)
     axes[0, 0].set_ylabel("singular value of Wbar / end value", fontsize=8)
-    fig.suptitle("Fashion-MNIST: directions in the order learned (λ_r, ρ_r of each)")
+    fig.suptitle("Fashion-MNIST: directions in the order learned (variance σ²_r, ρ_r of each)")
     fig.tight_layout()
     fig.savefig(curves_path, dpi=110)
     plt.close(fig)
@@ -764,11 +823,11 @@ def _plot_real(exp, curves_path, subspace_path):
         x = r["times"] / r["times"][-1]
         label = f"{r['objective'].upper()} L={r['depth']}"
         axes[0].plot(x, np.where(shown, r["rho_eff"], np.nan), color=color, label=label)
-        axes[1].plot(x, np.where(shown, r["lam_eff"], np.nan), color=color, label=label)
+        axes[1].plot(x, np.where(shown, r["var_eff"], np.nan), color=color, label=label)
     axes[0].axhline(exp["rho"][0], color="grey", ls="--", lw=0.8, label="PC0 (top variance)")
-    axes[1].axhline(exp["lam"][0], color="grey", ls="--", lw=0.8, label="PC0 (top variance)")
+    axes[1].axhline(exp["var"][0], color="grey", ls="--", lw=0.8, label="PC0 (top variance)")
     axes[0].set_ylabel("ρ of the learned subspace")
-    axes[1].set_ylabel("λ (variance) of the learned subspace")
+    axes[1].set_ylabel("variance of the learned subspace")
     for ax in axes:
         ax.set_xlabel("t / t_end")
         ax.legend(fontsize=7)
@@ -792,6 +851,8 @@ def _plot_ratios(summary, path):
         for o, color in zip(OBJECTIVES, ("C0", "C3")):
             ax.plot(depths, c[f"{key}_ode"][o], color=color, label=f"{o.upper()} ODE")
             ax.plot(depths, c[f"{key}_sim"][o], "o", color=color, label=f"{o.upper()} sim")
+        ax.plot(depths, c[f"{key}_thm45"], "--", color="C0", lw=0.8,
+                label="JEPA, paper Thm 4.5 sum")
         ax.axhline(1, color="grey", lw=0.5)
         ax.set_xlabel("encoder depth L")
         ax.set_title(title, fontsize=10)
@@ -819,7 +880,7 @@ def _jsonable(obj):
 
 def _strip(exp):
     """An experiment without its curves (they go to the plots)."""
-    curves = ("times", "sim", "ode", "wbar", "lam_eff", "rho_eff")
+    curves = ("times", "sim", "ode", "wbar", "var_eff", "rho_eff")
     runs = [{k: v for k, v in r.items() if k not in curves} for r in exp["runs"]]
     return {**exp, "runs": runs}
 
