@@ -12,6 +12,7 @@ from typing import Callable
 
 import grain
 import numpy as np
+from absl import flags
 
 from data_pipelines.images import DataError
 
@@ -48,6 +49,9 @@ def train_dataset(source, *, seed: int, global_batch: int,
     it = ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads,
                                               prefetch_buffer_size=prefetch))
     if num_workers > 0:
+        # grain's workers read absl flags; from Colab / train.run nothing has parsed them.
+        if not flags.FLAGS.is_parsed():
+            flags.FLAGS.mark_as_parsed()
         it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
     return it
 

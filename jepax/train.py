@@ -283,8 +283,9 @@ class _Loop:
                                     tensorboard=self.config.logging.tensorboard,
                                     progress=self.config.logging.progress,
                                     log_every=self.config.train.log_every)
-        self.writer.write_event("compile", seconds=compile_s, peak_bytes_per_device=peak_bytes)
         self.flops_per_step = self.variant.flops_per_step(self.config.train.batch_size)
+        self.writer.write_event("compile", seconds=compile_s, peak_bytes_per_device=peak_bytes,
+                                flops_per_step=self.flops_per_step)
         self.peak = flops.peak_flops_per_device(self.config.logging.peak_flops_per_device)
         evaluator = FeatureEvaluator(self.config, self.variant, self.mesh, self.shardings.target,
                                      self.workdir, poll=self.guard.check)

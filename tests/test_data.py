@@ -118,14 +118,14 @@ def test_random_resized_crop_shapes_and_flip():
     assert full.shape == (28, 28, 1)
 
 
-def _pipeline(source, shard, batch=8, seed=0):
+def _pipeline(source, shard, batch=8, seed=0, num_workers=0):
     masks = MultiBlockMasks(MultiBlockSpec(grid=(7, 7)))
 
     def example_fn(ex, rng):
         return {"image": ex["image"], "label": ex["label"], **masks(rng)}
 
     return iter(train_dataset(source, seed=seed, global_batch=batch, example_fn=example_fn,
-                              num_threads=1, prefetch=1, shard=shard))
+                              num_threads=1, prefetch=1, shard=shard, num_workers=num_workers))
 
 
 def test_pipeline_deterministic_and_shards_partition_the_global_batch(fmnist):
@@ -144,6 +144,14 @@ def test_pipeline_deterministic_and_shards_partition_the_global_batch(fmnist):
         np.testing.assert_array_equal(merged, a[k])
     other_seed = next(_pipeline(fmnist, (0, 1), seed=1))
     assert not np.array_equal(other_seed["label"], a["label"])
+
+
+def test_worker_processes_give_the_same_batches():
+    src = img.ProceduralShapes(64, 28)
+    threads, workers = _pipeline(src, (0, 1)), _pipeline(src, (0, 1), num_workers=2)
+    for _ in range(3):
+        a, b = next(threads), next(workers)
+        assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def test_pipeline_reshuffles_each_epoch():
