@@ -11,8 +11,10 @@ mkdir -p "$out"
 py=${PYTHON:-python}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 {
+  $py -m benchmarks.table --machine
   $py -m benchmarks.ijepa_step --preset=gpu-vitb --rounds=5 --steps=10 --warmup=5
   $py -m benchmarks.ijepa_step --preset=gpu-vitb --rounds=5 --steps=10 --warmup=5 \
       --attention=cudnn --pad-multiple=16 --no-torch-compile
   $py -m benchmarks.compile --preset=gpu-vitb --attention=cudnn --pad-multiple=16
 } 2> "$out/gpu.stderr" | tee "$out/gpu.jsonl"
+$py -m benchmarks.table --results "$out"/*.jsonl --into=benchmarks/README.md

@@ -20,7 +20,7 @@ from data_pipelines.images import DataError
 def train_dataset(source, *, seed: int, global_batch: int,
                   example_fn: Callable[[dict, np.random.Generator], dict] | None = None,
                   batch_fn: Callable[[dict, np.random.Generator], dict] | None = None,
-                  num_threads: int = 2, prefetch: int = 4, num_workers: int = 0,
+                  num_threads: int = 1, prefetch: int = 4, num_workers: int = 0,
                   shard: tuple[int, int] | None = None) -> grain.IterDataset:
     """Endless training stream of this process's local batches.
 

@@ -10,7 +10,21 @@ Fashion-MNIST files (28x28 grayscale, patch 4 -> a 7x7 grid) on a 2-core CPU.
 Results of the default config (frozen, average-pooled target-encoder features; recorded by
 `python scripts/record_results.py --workdir=runs/ijepa --into=experiments/ijepa.py`):
     <results>
+    | features (step 1700) | linear probe acc | k-NN acc | RankMe |
+    | --- | --- | --- | --- |
+    | pretrained | 0.767 | 0.699 | 3.1 |
+    | random init | 0.684 | 0.497 | 1.6 |
+    | raw pixels | 0.841 | 0.846 | 343.0 |
+
+    1700 steps of batch 128 in 26.6 min of training on x86_64 (Intel(R) Xeon(R) Processor, 2 cores); probe on 60000 train / 10000 test images.
     </results>
+
+Reading it: pretraining clearly beats the same encoder at random init (+8 points probe, +20
+k-NN) but not raw pixels. RankMe of ~3 says the features use few dimensions: at this scale
+(60k 28x28 images, 7x7 tokens, batch 128, half an hour) I-JEPA's representations stay
+low-rank, as users of the official code also report for small datasets. Linear-probe accuracy in
+400-step sweeps (10k/5k eval images): lr 2.5e-4 73.7%, 1e-4 71.9%, 5e-4 69.4%; EMA start 0.99
+73.7%, 0.999 70.5%; a deeper predictor 71.1%.
 
 Commands:
     # single host (all local devices; default data from the Debian package dataset-fashion-mnist)
@@ -51,7 +65,10 @@ def get_config(arg=None):
         mean=(0.2860,), std=(0.3530,),
         crop_scale=(0.3, 1.0), hflip=True,
         procedural_size=2000,
-        num_threads=2, prefetch=4, num_workers=0,
+        # One reader thread: the per-example transforms hold the GIL, so a second thread only
+        # contends with the train loop (ijepa.py:tiny on 2 cores: data wait 3-4% with 1 thread,
+        # 7% with 2). Scale out with worker processes (num_workers) on many-core hosts.
+        num_threads=1, prefetch=4, num_workers=0,
     )
     c.mask = dict(
         num_targets=4, target_scale=(0.15, 0.2), target_aspect=(0.75, 1.5),

@@ -37,12 +37,12 @@ def table(workdir: Path, indent: str) -> list[str]:
     lines.append("")
     lines.append(f"{result['step']} steps of batch {config['train']['batch_size']} in "
                  f"{train_s / 60:.1f} min of training on {platform.processor() or platform.machine()}"
-                 f" ({_cpu_name()}); probe on {config['eval']['train_examples']} train / "
+                 f" ({cpu_name()}); probe on {config['eval']['train_examples']} train / "
                  f"{config['eval']['test_examples']} test images.")
     return [indent + l if l else "" for l in lines]
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -58,15 +58,21 @@ def main():
     parser.add_argument("--workdir", required=True, type=Path)
     parser.add_argument("--into", required=True, type=Path)
     args = parser.parse_args()
-    text = args.into.read_text().splitlines()
+    write_between_markers(args.into, lambda indent: table(args.workdir, indent))
+
+
+def write_between_markers(path: Path, make_lines) -> None:
+    """Replace the lines between `<results>` and `</results>` in `path` with
+    make_lines(indent of the opening marker)."""
+    text = path.read_text().splitlines()
     try:
         start = next(i for i, l in enumerate(text) if l.strip() == "<results>")
         end = next(i for i, l in enumerate(text) if l.strip() == "</results>")
     except StopIteration:
-        raise SystemExit(f"{args.into} has no <results> ... </results> marker lines")
+        raise SystemExit(f"{path} has no <results> ... </results> marker lines")
     indent = text[start][: len(text[start]) - len(text[start].lstrip())]
-    text[start + 1:end] = table(args.workdir, indent)
-    args.into.write_text("\n".join(text) + "\n")
+    text[start + 1:end] = make_lines(indent)
+    path.write_text("\n".join(text) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 """The benchmark harnesses run and report what they claim (timings themselves are not
 asserted: speed is measured in benchmarks/, not in tests)."""
 
+import json
+import sys
+
 import pytest
 
-from benchmarks import compile as compile_bench
+from benchmarks import compile as compile_bench, table
 from benchmarks.ijepa_step import PRESETS, bench, fixed_batch
 
 
@@ -23,7 +26,26 @@ def test_step_benchmark_reports_both_sides():
     assert out["flops_per_step"] > 0 and 0 < out["mfu"] < 1
 
 
-def test_no_recompiles_after_the_first_step():
-    out = compile_bench.measure("smoke", steps=5)
-    assert out["compiles_before_first_step"] >= 2  # init and the train step
-    assert out["compiles_during_next_steps"] == 0
+@pytest.fixture(scope="module")
+def compile_report():
+    return compile_bench.measure("smoke", steps=5)
+
+
+def test_no_recompiles_after_the_first_step(compile_report):
+    assert compile_report["compiles_before_first_step"] >= 2  # init and the train step
+    assert compile_report["compiles_during_next_steps"] == 0
+
+
+def test_results_table_is_rewritten_between_the_markers(compile_report, tmp_path, monkeypatch):
+    results = tmp_path / "cpu.jsonl"
+    results.write_text(table.machine_line() + "\n" + json.dumps(compile_report) + "\n")
+    readme = tmp_path / "README.md"
+    readme.write_text("# Benchmarks\n<results>\nstale\n</results>\nafter\n")
+    monkeypatch.setattr(sys, "argv", ["table", "--results", str(results), "--into", str(readme)])
+    table.main()
+    text = readme.read_text()
+    assert "stale" not in text and text.endswith("</results>\nafter\n")
+    first = f"{compile_report['time_to_first_step_s']:.1f} s"
+    assert f"| smoke time to first step (train-step compile) | {first}" in text
+    assert "| smoke compilations during 5 steps after the first | 0 | 0 |" in text
+    assert json.loads(table.machine_line())["machine"] in text

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Every CPU measurement of the speed issue in one script (about 5 minutes on 2 cores): the
+# cpu-tiny step against PyTorch eager, time to first step / recompiles, and the data pipeline.
+# JSON lines go to ${OUT:-benchmarks/results}/cpu.jsonl and the table in benchmarks/README.md
+# is regenerated from them. Needs: pip install -e .[bench]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${OUT:-benchmarks/results}"
+mkdir -p "$out"
+py=${PYTHON:-python}
+{
+  $py -m benchmarks.table --machine
+  $py -m benchmarks.ijepa_step --preset=cpu-tiny --rounds=6 --steps=3
+  $py -m benchmarks.compile --preset=cpu-tiny
+  $py -m benchmarks.data_pipeline
+  $py -m benchmarks.gemm
+} 2> "$out/cpu.stderr" | tee "$out/cpu.jsonl"
+$py -m benchmarks.table --results "$out"/*.jsonl --into=benchmarks/README.md

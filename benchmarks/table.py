@@ -1,0 +1,109 @@
+"""Render benchmark JSON lines as the results table of benchmarks/README.md.
+
+    python -m benchmarks.table --results benchmarks/results/cpu.jsonl --into=benchmarks/README.md
+
+Run by benchmarks/cpu.sh and benchmarks/gpu.sh right after their measurements; each results
+file names the machine that produced it (its first line, written by the script)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+
+from scripts.record_results import cpu_name, write_between_markers
+
+
+def machine_line() -> str:
+    """A JSON line naming this machine (CPU, accelerator) and the PyTorch build."""
+    import jax
+
+    try:
+        import torch
+        torch_version = f"torch {torch.__version__}"
+    except ImportError:
+        torch_version = "torch not installed"
+    device = jax.devices()[0]
+    accelerator = "" if device.platform == "cpu" else f"{device.device_kind}, "
+    return json.dumps({"machine": f"{accelerator}{cpu_name()} ({platform.machine()}), "
+                                  f"jax {jax.__version__}, {torch_version}"})
+
+
+# The speed issue's targets, by preset.
+RATIO_TARGET = {"cpu-tiny": ">= 1.2 over eager", "gpu-vitb": "~1.5 over torch.compile"}
+MFU_TARGET = {"gpu-vitb": ">= 40%"}
+
+
+def rows(records: list[dict]) -> list[tuple[str, str, str]]:
+    """(what, measured, target) for every record kind the CPU and GPU scripts print."""
+    out = []
+    for r in records:
+        if "gemm" in r:
+            libs = [lib for lib in ("xla", "torch", "numpy") if f"{lib}_fwd_ms" in r]
+            out.append((f"GEMM {r['m']}x{r['k']} @ {r['k']}x{r['n']}: forward / dW / dx, "
+                        + " vs ".join(libs),
+                        " vs ".join("/".join(f"{r[f'{lib}_{p}_ms']:.2f}" for p in ("fwd", "dw", "dx"))
+                                    for lib in libs) + " ms", ""))
+        elif "jepax_ms" in r:
+            p = r["preset"]
+            torch = f"{r['torch_ms']:.0f} ms" if r.get("torch_ms") else "not run"
+            out += [
+                (f"{p} step ({r['attention']} attention): jepax / PyTorch eager",
+                 f"{r['jepax_ms']:.0f} ms / {torch}", ""),
+                (f"{p} speed ratio (torch_ms / jepax_ms)", f"{r.get('ratio', float('nan')):.2f}",
+                 RATIO_TARGET.get(p, "")),
+                (f"{p} analytic FLOPs per step, throughput, MFU",
+                 f"{r['flops_per_step'] / 1e9:.1f} GFLOP, {r['tflops_per_s']:.3f} TFLOP/s, "
+                 f"{r['mfu']:.1%} of {r['peak_source']}", MFU_TARGET.get(p, "")),
+                (f"{p} peak device memory of the compiled step", f"{r['peak_memory_mib']:.0f} MiB",
+                 ""),
+            ]
+            if r.get("torch_compile_ms"):
+                out.append((f"{p} PyTorch torch.compile", f"{r['torch_compile_ms']:.0f} ms", ""))
+        elif "time_to_first_step_s" in r:
+            out += [(f"{r['preset']} time to first step (train-step compile)",
+                     f"{r['time_to_first_step_s']:.1f} s ({r['train_step_compile_s']:.1f} s)",
+                     "<= 15 s"),
+                    (f"{r['preset']} compilations during {r['next_steps']} steps after the first",
+                     str(r["compiles_during_next_steps"]), "0")]
+        elif "loader_batches_per_s" in r:
+            out += [(f"grain loader vs ijepa.py step (batch {r['batch_size']})",
+                     f"{r['loader_batches_per_s']:.1f} vs {r['steps_per_s']:.2f} batches/s "
+                     f"({r['headroom']:.0f}x headroom)", "> 1x"),
+                    (f"data wait in an ijepa.py:tiny run ({r['tiny_run_steps']} steps)",
+                     f"{r['tiny_run_data_wait_frac']:.1%} of step time", "< 5%")]
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--machine", action="store_true",
+                        help="print this machine's JSON line (the first line of a results file)")
+    parser.add_argument("--results", type=Path, nargs="+")
+    parser.add_argument("--into", type=Path)
+    args = parser.parse_args()
+    if args.machine:
+        print(machine_line())
+        return
+    if not args.results or not args.into:
+        parser.error("--results and --into are required (or --machine)")
+
+    def lines(indent):
+        table = [""]
+        for path in args.results:
+            records = [json.loads(l) for l in path.read_text().splitlines() if l.startswith("{")]
+            machine = next((r["machine"] for r in records if "machine" in r), None)
+            if machine is None:
+                raise SystemExit(f"{path} has no machine line: produce it with benchmarks/*.sh")
+            table += [f"`{path}`: {machine}", "", "| measurement | result | target |",
+                      "| --- | --- | --- |"]
+            table += [f"| {what} | {value} | {target} |" for what, value, target in rows(records)]
+            table.append("")
+        return [indent + l if l else "" for l in table]
+
+    write_between_markers(args.into, lines)
+
+
+if __name__ == "__main__":
+    main()
