@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 from jepax.config import load_config
+from jepax.metrics import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 IJEPA = str(ROOT / "experiments" / "ijepa.py")
@@ -56,3 +58,17 @@ def init_params(variant, seed: int = 0):
 
     key = jax.random.PRNGKey(seed)
     return jax.jit(variant.init_params).lower(key).compile(compiler_options=CHEAP_COMPILE)(key)
+
+
+def losses(workdir):
+    """The per-step losses a run logged."""
+    return [r["loss"] for r in read_metrics(workdir)]
+
+
+def tree_digest(directory) -> str:
+    """sha256 over every file's path and bytes: equal digests mean nothing was touched."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(directory)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()

@@ -10,11 +10,7 @@ from jepax import checkpoint, train
 from jepax.config import ConfigError
 from jepax.metrics import read_metrics
 from data_pipelines.images import DataError
-from tests.helpers import IJEPA, run_main, small_flags, small_ijepa
-
-
-def losses(workdir):
-    return [r["loss"] for r in read_metrics(workdir)]
+from tests.helpers import IJEPA, losses, run_main, small_flags, small_ijepa, tree_digest
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +109,10 @@ def test_nan_loss_stops_with_last_good_checkpoint_intact(tmp_path):
 
 def test_workdir_of_a_different_config_is_refused(tmp_path):
     train.run(small_ijepa(train__run_steps=3), tmp_path)
+    before = tree_digest(tmp_path / "checkpoints")
     with pytest.raises(ConfigError, match="different config.*model.depth: 1 -> 2"):
         train.run(small_ijepa(model__depth=2), tmp_path)
+    assert tree_digest(tmp_path / "checkpoints") == before
 
 
 def test_init_from_another_run(continuous, tmp_path):

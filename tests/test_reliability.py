@@ -1,7 +1,6 @@
 """Preemption, corrupt checkpoints, disk full, NaN rollback, peer death and bad input: each
 gives one clear message and leaves existing checkpoints intact and resumable."""
 
-import hashlib
 import json
 import os
 import shutil
@@ -20,20 +19,8 @@ from jepax import checkpoint, train
 from jepax.config import ConfigError
 from jepax.metrics import read_metrics
 from jepax.sharding import MeshError
-from tests.helpers import IJEPA, ROOT, small_flags, small_ijepa
+from tests.helpers import IJEPA, ROOT, losses, small_flags, small_ijepa, tree_digest
 from tests.test_distributed import launch_two
-
-
-def losses(workdir):
-    return [r["loss"] for r in read_metrics(workdir)]
-
-
-def tree_digest(directory) -> str:
-    h = hashlib.sha256()
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        h.update(str(path.relative_to(directory)).encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
 
 
 @pytest.fixture(scope="module")
