@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every CPU measurement of the speed issue in one script (about 5 minutes on 2 cores): the
-# cpu-tiny step against PyTorch eager, time to first step / recompiles, and the data pipeline.
+# cpu-tiny step against PyTorch eager, stage by stage and op by op, time to first step / recompiles, and the data pipeline.
 # JSON lines go to ${OUT:-benchmarks/results}/cpu.jsonl and the table in benchmarks/README.md
 # is regenerated from them. Needs: pip install -e .[bench]
 set -euo pipefail
@@ -11,6 +11,8 @@ py=${PYTHON:-python}
 {
   $py -m benchmarks.table --machine
   $py -m benchmarks.ijepa_step --preset=cpu-tiny --rounds=6 --steps=3
+  $py -m benchmarks.ijepa_parts --preset=cpu-tiny
+  $py -m benchmarks.profile_step --preset=cpu-tiny
   $py -m benchmarks.compile --preset=cpu-tiny
   $py -m benchmarks.data_pipeline
   $py -m benchmarks.gemm

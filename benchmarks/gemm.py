@@ -4,7 +4,8 @@ XLA (jax.jit), PyTorch and numpy (OpenBLAS), forward and both backward products.
     python -m benchmarks.gemm
 
 Shapes are cpu-tiny's MLP input layers over a whole batch: the target encoder's (32 images x 64
-tokens, 192 -> 768) and the predictor's (32 x (32 context + 4 x 12 target) tokens, 96 -> 384).
+tokens, 192 -> 768) and the predictor's (32 images x 4 target blocks, each a sequence of 32
+context + 12 target tokens: 5632 rows, 96 -> 384).
 Prints one JSON line per shape with the best of `--repeats` milliseconds per product."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-SHAPES = {"encoder_mlp": (2048, 192, 768), "predictor_mlp": (2560, 96, 384)}
+SHAPES = {"encoder_mlp": (2048, 192, 768), "predictor_mlp": (5632, 96, 384)}
 
 
 def best_ms(fn, repeats: int) -> float:

@@ -39,7 +39,19 @@ def rows(records: list[dict]) -> list[tuple[str, str, str]]:
     """(what, measured, target) for every record kind the CPU and GPU scripts print."""
     out = []
     for r in records:
-        if "gemm" in r:
+        if "profile_preset" in r:
+            top = ", ".join(f"{k} {v:.0f}" for k, v in list(r["ms_per_step_by_kind"].items())[:6])
+            out.append((f"{r['profile_preset']} XLA op time per step by kind (ms, summed over "
+                        "concurrent ops)", f"{r['ops_ms_per_step']:.0f} in all, "
+                        f"{r['dot_share']:.0%} in matrix multiplies; {top}", ""))
+        elif "parts_preset" in r:
+            stages = [k[len("jepax_"):-len("_ms")] for k in r if k.startswith("jepax_")]
+            for stage in stages:
+                mine, theirs = r[f"jepax_{stage}_ms"], r.get(f"torch_{stage}_ms")
+                vs = f" / {theirs:.0f} ms (ratio {theirs / mine:.2f})" if theirs else ""
+                out.append((f"{r['parts_preset']} {stage.replace('_', ' ')}: jepax / PyTorch",
+                            f"{mine:.0f} ms{vs}", ""))
+        elif "gemm" in r:
             libs = [lib for lib in ("xla", "torch", "numpy") if f"{lib}_fwd_ms" in r]
             out.append((f"GEMM {r['m']}x{r['k']} @ {r['k']}x{r['n']}: forward / dW / dx, "
                         + " vs ".join(libs),

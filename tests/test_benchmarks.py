@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from benchmarks import compile as compile_bench, table
+from benchmarks import compile as compile_bench, ijepa_parts, profile_step, table
 from benchmarks.ijepa_step import PRESETS, bench, fixed_batch
 
 
@@ -24,6 +24,24 @@ def test_step_benchmark_reports_both_sides():
     assert out["jepax_ms"] > 0 and out["torch_ms"] > 0
     assert out["ratio"] == pytest.approx(out["torch_ms"] / out["jepax_ms"], rel=0.01)
     assert out["flops_per_step"] > 0 and 0 < out["mfu"] < 1
+
+
+def test_stage_breakdown_times_every_stage_on_both_sides():
+    pytest.importorskip("torch")
+    out = ijepa_parts.measure("smoke", repeats=1)
+    stages = ("target_forward", "loss_forward", "forward_backward", "step")
+    assert all(out[f"{side}_{s}_ms"] > 0 for side in ("jepax", "torch") for s in stages)
+    rows = [what for what, _, _ in table.rows([out])]
+    assert rows == [f"smoke {s.replace('_', ' ')}: jepax / PyTorch" for s in stages]
+
+
+def test_profile_sums_the_traced_ops_by_kind():
+    out = profile_step.measure("smoke", steps=2)
+    kinds = out["ms_per_step_by_kind"]
+    assert kinds and all(not k.startswith(profile_step.NOT_OPS) for k in kinds)
+    assert list(kinds.values()) == sorted(kinds.values(), reverse=True)
+    assert 0 < out["dot_share"] <= 1 and out["ops_ms_per_step"] >= sum(kinds.values()) - 0.5
+    assert table.rows([out])[0][0].startswith("smoke XLA op time per step by kind")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,97 @@
+"""Where the I-JEPA step's time goes, jepax vs the PyTorch reference, stage by stage: the target
+encoder's forward, the whole loss forward (target + context encoder + predictor), forward +
+backward, and the full step (+ AdamW + EMA). Same preset, batch and masks as
+benchmarks/ijepa_step.py; each number is the best of `--repeats` calls, measured stage by
+stage (jepax, then PyTorch).
+
+    python -m benchmarks.ijepa_parts --preset=cpu-tiny
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import jax
+
+from benchmarks.ijepa_step import PRESETS, JepaxStep, TorchStep
+
+
+def best_ms(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times) * 1e3
+
+
+def jepax_stages(jx: JepaxStep) -> dict:
+    variant, batch = jx.variant, jx.batch
+    params, target = jx.state.params, jx.state.target
+    images = variant.normalize(batch["image"])
+    loss = lambda p: variant.loss(p, target, batch, None)[0]
+    target_fwd = jax.jit(variant.encoder)
+    loss_fwd, fwd_bwd = jax.jit(loss), jax.jit(jax.value_and_grad(loss))
+
+    def step():
+        jx.state, metrics = jx.compiled(jx.state, batch)
+        jax.block_until_ready(metrics)
+
+    return {"target_forward": lambda: jax.block_until_ready(target_fwd(target, images)),
+            "loss_forward": lambda: jax.block_until_ready(loss_fwd(params)),
+            "forward_backward": lambda: jax.block_until_ready(fwd_bwd(params)),
+            "step": step}
+
+
+def torch_stages(ts: TorchStep) -> dict:
+    import torch
+
+    model, (images, context_idx, target_idx) = ts.model, ts.inputs
+
+    def no_grad(fn):
+        def run():
+            with torch.no_grad():
+                fn()
+            model.sync()
+        return run
+
+    def forward_backward():
+        model._forward_loss(images, context_idx, target_idx).backward()
+        model.sync()
+
+    def step():
+        model.step(images, context_idx, target_idx).item()
+        model.sync()
+
+    return {"target_forward": no_grad(lambda: model.target(images)),
+            "loss_forward": no_grad(lambda: model._forward_loss(images, context_idx, target_idx)),
+            "forward_backward": forward_backward, "step": step}
+
+
+def measure(preset: str, repeats: int) -> dict:
+    jx = JepaxStep(PRESETS[preset])
+    sides = {"jepax": jepax_stages(jx)}
+    try:
+        sides["torch"] = torch_stages(TorchStep(PRESETS[preset], jx.batch_np, compile=False))
+    except ImportError:
+        pass  # torch is the optional [bench] extra
+    out = {"parts_preset": preset}
+    for stage in sides["jepax"]:
+        for side, stages in sides.items():
+            out[f"{side}_{stage}_ms"] = round(best_ms(stages[stage], repeats), 1)
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu-tiny")
+    parser.add_argument("--repeats", type=int, default=8)
+    args = parser.parse_args(argv)
+    print(json.dumps(measure(args.preset, args.repeats)))
+
+
+if __name__ == "__main__":
+    main()
