@@ -22,13 +22,14 @@ SHAPES = {"encoder_mlp": (2048, 192, 768), "predictor_mlp": (5632, 96, 384)}
 
 
 def best_ms(fn, repeats: int) -> float:
+    """Best of `repeats` timed calls after one warm-up call, in milliseconds."""
     fn()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return round(min(times) * 1e3, 3)
+    return min(times) * 1e3
 
 
 def measure(m: int, k: int, n: int, repeats: int) -> dict:
@@ -40,15 +41,15 @@ def measure(m: int, k: int, n: int, repeats: int) -> dict:
     jx = [jnp.asarray(v) for v in (x, w, g)]
     for name, f in products.items():
         jitted = jax.jit(f)
-        out[f"xla_{name}_ms"] = best_ms(lambda: jitted(*jx).block_until_ready(), repeats)
-        out[f"numpy_{name}_ms"] = best_ms(lambda: f(x, w, g), repeats)
+        out[f"xla_{name}_ms"] = round(best_ms(lambda: jitted(*jx).block_until_ready(), repeats), 3)
+        out[f"numpy_{name}_ms"] = round(best_ms(lambda: f(x, w, g), repeats), 3)
     try:
         import torch
     except ImportError:
         return out
     tx = [torch.from_numpy(v) for v in (x, w, g)]
     for name, f in products.items():
-        out[f"torch_{name}_ms"] = best_ms(lambda: f(*tx), repeats)
+        out[f"torch_{name}_ms"] = round(best_ms(lambda: f(*tx), repeats), 3)
     return out
 
 

@@ -11,21 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import jax
 
+from benchmarks.gemm import best_ms
 from benchmarks.ijepa_step import PRESETS, JepaxStep, TorchStep
-
-
-def best_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times) * 1e3
 
 
 def jepax_stages(jx: JepaxStep) -> dict:
