@@ -101,20 +101,17 @@ def main():
     if not args.results or not args.into:
         parser.error("--results and --into are required (or --machine)")
 
-    def lines(indent):
-        table = [""]
-        for path in args.results:
-            records = [json.loads(l) for l in path.read_text().splitlines() if l.startswith("{")]
-            machine = next((r["machine"] for r in records if "machine" in r), None)
-            if machine is None:
-                raise SystemExit(f"{path} has no machine line: produce it with benchmarks/*.sh")
-            table += [f"`{path}`: {machine}", "", "| measurement | result | target |",
-                      "| --- | --- | --- |"]
-            table += [f"| {what} | {value} | {target} |" for what, value, target in rows(records)]
-            table.append("")
-        return [indent + l if l else "" for l in table]
-
-    write_between_markers(args.into, lines)
+    table = [""]
+    for path in args.results:
+        records = [json.loads(l) for l in path.read_text().splitlines() if l.startswith("{")]
+        machine = next((r["machine"] for r in records if "machine" in r), None)
+        if machine is None:
+            raise SystemExit(f"{path} has no machine line: produce it with benchmarks/*.sh")
+        table += [f"`{path}`: {machine}", "", "| measurement | result | target |",
+                  "| --- | --- | --- |"]
+        table += [f"| {what} | {value} | {target} |" for what, value, target in rows(records)]
+        table.append("")
+    write_between_markers(args.into, table)
 
 
 if __name__ == "__main__":

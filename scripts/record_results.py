@@ -15,18 +15,18 @@ import platform
 import re
 from pathlib import Path
 
+from jepax.metrics import read_metrics
+
 COLUMNS = (("linear_probe_acc", "linear probe acc"), ("knn_acc", "k-NN acc"), ("rankme", "RankMe"))
 
 
-def table(workdir: Path, indent: str) -> list[str]:
+def table(workdir: Path) -> list[str]:
     evals = sorted((workdir / "results").glob("eval_step*.json"),
                    key=lambda p: int(re.findall(r"\d+", p.stem)[-1]))
     if not evals:
         raise SystemExit(f"no results/eval_step*.json in {workdir}: run the experiment first")
     result = json.loads(evals[-1].read_text())
-    records = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()
-               if l.startswith('{"step"')]
-    train_s = sum(r["step_s"] for r in records)
+    train_s = sum(r["step_s"] for r in read_metrics(workdir))
     config = json.loads((workdir / "config.json").read_text())
     lines = [f"| features (step {result['step']}) | " + " | ".join(c[1] for c in COLUMNS) + " |",
              "| --- |" + " --- |" * len(COLUMNS)]
@@ -39,17 +39,18 @@ def table(workdir: Path, indent: str) -> list[str]:
                  f"{train_s / 60:.1f} min of training on {platform.processor() or platform.machine()}"
                  f" ({cpu_name()}); probe on {config['eval']['train_examples']} train / "
                  f"{config['eval']['test_examples']} test images.")
-    return [indent + l if l else "" for l in lines]
+    return lines
 
 
 def cpu_name() -> str:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cores = Path("/proc/cpuinfo").read_text().count("processor\t:")
-                return f"{line.split(':', 1)[1].strip()}, {cores} cores"
+        cpuinfo = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
+        return platform.platform()
+    cores = cpuinfo.count("processor\t:")
+    for line in cpuinfo.splitlines():
+        if line.startswith("model name"):
+            return f"{line.split(':', 1)[1].strip()}, {cores} cores"
     return platform.platform()
 
 
@@ -58,12 +59,12 @@ def main():
     parser.add_argument("--workdir", required=True, type=Path)
     parser.add_argument("--into", required=True, type=Path)
     args = parser.parse_args()
-    write_between_markers(args.into, lambda indent: table(args.workdir, indent))
+    write_between_markers(args.into, table(args.workdir))
 
 
-def write_between_markers(path: Path, make_lines) -> None:
-    """Replace the lines between `<results>` and `</results>` in `path` with
-    make_lines(indent of the opening marker)."""
+def write_between_markers(path: Path, lines: list[str]) -> None:
+    """Replace the lines between `<results>` and `</results>` in `path` with `lines`, indented
+    like the opening marker (blank lines stay empty)."""
     text = path.read_text().splitlines()
     try:
         start = next(i for i, l in enumerate(text) if l.strip() == "<results>")
@@ -71,7 +72,7 @@ def write_between_markers(path: Path, make_lines) -> None:
     except StopIteration:
         raise SystemExit(f"{path} has no <results> ... </results> marker lines")
     indent = text[start][: len(text[start]) - len(text[start].lstrip())]
-    text[start + 1:end] = make_lines(indent)
+    text[start + 1:end] = [indent + l if l else "" for l in lines]
     path.write_text("\n".join(text) + "\n")
 
 
