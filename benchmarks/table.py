@@ -74,8 +74,9 @@ def rows(records: list[dict]) -> list[tuple[str, str, str]]:
             if r.get("torch_compile_ms"):
                 out.append((f"{p} PyTorch torch.compile", f"{r['torch_compile_ms']:.0f} ms", ""))
         elif "time_to_first_step_s" in r:
-            out += [(f"{r['preset']} time to first step (train-step compile)",
-                     f"{r['time_to_first_step_s']:.1f} s ({r['train_step_compile_s']:.1f} s)",
+            out += [(f"{r['preset']} time to first step (tracing + compiling step and init "
+                     "side by side)",
+                     f"{r['time_to_first_step_s']:.1f} s ({r['compile_s']:.1f} s)",
                      "<= 15 s"),
                     (f"{r['preset']} compilations during {r['next_steps']} steps after the first",
                      str(r["compiles_during_next_steps"]), "0")]

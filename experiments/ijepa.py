@@ -55,7 +55,7 @@ def get_config(arg=None):
         patch_size=4, width=128, depth=4, heads=4, mlp_ratio=4.0,
         pred_width=64, pred_depth=2, pred_heads=2,
         dtype="float32",
-        attention="xla",          # xla | einsum | cudnn
+        attention="auto",         # auto (einsum on CPU, xla elsewhere) | einsum | xla | cudnn
     )
     c.data = dict(
         dataset="fashion_mnist",  # fashion_mnist | image_folder | tfds | procedural

@@ -30,14 +30,20 @@ def linear(tokens: float, d_in: int, d_out: int) -> float:
     return 2.0 * tokens * d_in * d_out
 
 
-def transformer(batch: float, seq: int, width: int, depth: int, mlp_ratio: float) -> float:
-    """Forward FLOPs of `depth` pre-LN blocks on (batch, seq, width)."""
-    tokens = batch * seq
+def transformer(batch: float, seq: int, width: int, depth: int, mlp_ratio: float,
+                outputs: int | None = None) -> float:
+    """Forward FLOPs of `depth` pre-LN blocks on (batch, seq, width); with `outputs`, the last
+    block updates only that many tokens (jepax.models.vit.Transformer's `outputs`)."""
     hidden = int(width * mlp_ratio)
-    per_layer = (linear(tokens, width, 3 * width) + linear(tokens, width, width)
-                 + linear(tokens, width, hidden) + linear(tokens, hidden, width)
-                 + 2 * 2.0 * tokens * seq * width)  # QK^T and attention-weighted V
-    return depth * per_layer
+
+    def layer(queries: int) -> float:
+        rows = batch * queries  # tokens that are updated
+        return (linear(batch * seq, width, 3 * width)  # qkv of every token
+                + linear(rows, width, width) + linear(rows, width, hidden)
+                + linear(rows, hidden, width)
+                + 2 * 2.0 * rows * seq * width)  # QK^T and attention-weighted V
+
+    return (depth - 1) * layer(seq) + layer(seq if outputs is None else outputs)
 
 
 def peak_flops_per_device(override: float = 0.0) -> float | None:

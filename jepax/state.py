@@ -57,7 +57,11 @@ def abstract_state(variant, tx, shardings: TrainState, seed: int = 0) -> TrainSt
 CHEAP_COMPILE = {"xla_backend_optimization_level": 0}
 
 
+def lower_create(variant, tx, shardings: TrainState, seed: int):
+    """The state initializer, traced and lowered (compile with CHEAP_COMPILE, then call it)."""
+    return jax.jit(_init_fn(variant, tx, seed), out_shardings=shardings).lower()
+
+
 def create(variant, tx, shardings: TrainState, seed: int) -> TrainState:
     """Initialize directly into the shardings: no device ever holds the whole state."""
-    init = jax.jit(_init_fn(variant, tx, seed), out_shardings=shardings)
-    return init.lower().compile(compiler_options=CHEAP_COMPILE)()
+    return lower_create(variant, tx, shardings, seed).compile(compiler_options=CHEAP_COMPILE)()

@@ -165,6 +165,7 @@ class _Loop:
                                             keep=config.train.keep_checkpoints,
                                             async_save=config.train.async_checkpoints)
         self.guard = PreemptionGuard()
+        self.state = None
         self.writer = None
         self.consumed = 0        # batches drawn from the stream (trained on or skipped)
         self.skipped: set[int] = set()  # stream positions of batches skipped after a NaN
@@ -175,13 +176,20 @@ class _Loop:
         self.last_saved = None
 
     # -- state -------------------------------------------------------------------------------
-    def _restore_or_init(self) -> None:
+    def _restore(self) -> bool:
         state, meta = self.ckpt.restore_latest(self.abstract, self.data)
-        if state is not None:
-            self._adopt(state, meta)
-            log.info("resuming from checkpoint at step %d in %s", self.step, self.ckpt.directory)
-            return
-        self.state = state_lib.create(self.variant, self.tx, self.shardings, self.config.seed)
+        if state is None:
+            return False
+        self._adopt(state, meta)
+        log.info("resuming from checkpoint at step %d in %s", self.step, self.ckpt.directory)
+        return True
+
+    def _lower_init(self):
+        return (state_lib.lower_create(self.variant, self.tx, self.shardings, self.config.seed),
+                state_lib.CHEAP_COMPILE)
+
+    def _start_fresh(self, init) -> None:
+        self.state = init()
         self.step = 0
         if self.config.train.init_from:
             params, target = _load_init_from(self.config.train.init_from, self.state.params,
@@ -191,6 +199,26 @@ class _Loop:
         checkpoint.save_run_config(self.workdir, self.config.to_json(indent=2))
         if self.config.train.nan_policy == "rollback":
             self._save()  # something to roll back to, even before the first periodic save
+
+    def _prepare(self):
+        """Restore or initialize the state and compile the train step; returns the step.
+
+        A fresh run compiles its initializer alongside the step. With nan_policy=rollback the
+        initial state is saved before the first batch is drawn, so it is created first."""
+        if not self._restore() and self.config.train.nan_policy == "rollback":
+            init, = step_lib.compile_concurrently(self._lower_init())
+            self._start_fresh(init)
+        self._peeked = self._next_batch()  # its shapes define the compiled step
+        step_job = (step_lib.lower_train_step(
+            step_lib.make_train_step(self.variant, self.tx, self.sched), self.abstract,
+            sharding.batch_spec(self._peeked[0], self.mesh), sharding.replicated(self.mesh)),
+            step_lib.step_compile_options())
+        if self.state is not None:
+            compiled, = step_lib.compile_concurrently(step_job)
+        else:
+            compiled, init = step_lib.compile_concurrently(step_job, self._lower_init())
+            self._start_fresh(init)
+        return compiled
 
     def _adopt(self, state, meta) -> None:
         self.state = state
@@ -265,20 +293,16 @@ class _Loop:
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        self._restore_or_init()
-        log.info("parameter sharding:\n%s", sharding.sharding_report(self.state.params))
-        self._peeked = self._next_batch()  # its shapes define the compiled step
         t0 = time.perf_counter()
-        compiled = step_lib.compile_train_step(
-            step_lib.make_train_step(self.variant, self.tx, self.sched), self.abstract,
-            sharding.batch_spec(self._peeked[0], self.mesh), sharding.replicated(self.mesh))
+        compiled = self._prepare()
         compile_s = time.perf_counter() - t0
+        log.info("parameter sharding:\n%s", sharding.sharding_report(self.state.params))
         mem = compiled.memory_analysis()
         peak_bytes = None if mem is None else int(
             mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
             - mem.alias_size_in_bytes)
-        log.info("train step compiled in %.1fs (peak device memory %s MiB per device)", compile_s,
-                 None if peak_bytes is None else round(peak_bytes / 2 ** 20, 1))
+        log.info("state ready and train step compiled in %.1fs (peak device memory %s MiB per "
+                 "device)", compile_s, None if peak_bytes is None else round(peak_bytes / 2 ** 20, 1))
         self.writer = MetricsWriter(self.workdir, total_steps=self.total, start_step=self.step,
                                     tensorboard=self.config.logging.tensorboard,
                                     progress=self.config.logging.progress,

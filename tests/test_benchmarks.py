@@ -64,6 +64,7 @@ def test_results_table_is_rewritten_between_the_markers(compile_report, tmp_path
     text = readme.read_text()
     assert "stale" not in text and text.endswith("</results>\nafter\n")
     first = f"{compile_report['time_to_first_step_s']:.1f} s"
-    assert f"| smoke time to first step (train-step compile) | {first}" in text
+    row = "| smoke time to first step (tracing + compiling step and init side by side) |"
+    assert f"{row} {first}" in text
     assert "| smoke compilations during 5 steps after the first | 0 | 0 |" in text
     assert json.loads(table.machine_line())["machine"] in text

@@ -120,3 +120,66 @@ def test_loss_ignores_invalid_targets_and_target_is_layer_normed(model):
     assert float(jnp.abs(grads[0]["predictor"]["proj"]["kernel"]).sum()) > 0
     assert float(jnp.abs(grads[0]["encoder"]["tokenizer"]["proj"]["kernel"]).sum()) > 0
     assert all(float(jnp.abs(g).sum()) == 0 for g in jax.tree.leaves(grads[1]))
+
+
+def test_gelu_is_exact_gelu():
+    from jepax.models.layers import gelu
+
+    x = jnp.linspace(-8.0, 8.0, 20001)
+    np.testing.assert_allclose(gelu(x), jax.nn.gelu(x, approximate=False), atol=2e-6)
+    grad = jax.vmap(jax.grad(gelu))(x)
+    exact = jax.vmap(jax.grad(lambda v: jax.nn.gelu(v, approximate=False)))(x)
+    np.testing.assert_allclose(grad, exact, atol=2e-6)
+
+
+@pytest.mark.parametrize("queries", [None, 3])
+def test_attention_implementations_agree_with_padding(queries):
+    """The CPU path (heads-major einsum, closed-form backward) matches
+    jax.nn.dot_product_attention in values and in gradients, with padded keys and with only
+    the last tokens querying."""
+    from flax import nnx
+
+    from jepax.models.layers import Attention
+
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((2, 7, 12)), jnp.float32)
+    key_mask = jnp.asarray([[1, 1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1, 1]], bool)
+    module = Attention(12, 3, dtype=jnp.float32, implementation="einsum", rngs=nnx.Rngs(0))
+    module.qkv.bias[...] = jnp.asarray(rng.standard_normal((3, 3, 4)), jnp.float32)
+    graph_einsum, params = nnx.split(module)
+    graph_xla, _ = nnx.split(
+        Attention(12, 3, dtype=jnp.float32, implementation="xla", rngs=nnx.Rngs(0)))
+    weights = jnp.asarray(rng.standard_normal((2, queries or 7, 12)), jnp.float32)
+
+    def run(graph):
+        def loss(params, x):
+            out = nnx.merge(graph, params)(x, key_mask, queries)
+            return jnp.sum(out * weights), out
+        return jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))(params, x)
+
+    (_, out_e), grads_e = run(graph_einsum)
+    (_, out_x), grads_x = run(graph_xla)
+    assert out_e.shape == (2, queries or 7, 12)
+    np.testing.assert_allclose(out_e, out_x, atol=1e-5)
+    for a, b in zip(jax.tree.leaves(grads_e), jax.tree.leaves(grads_x)):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    # a padded key changes nothing: move its input and the valid rows' outputs stay
+    moved = x.at[0, 5].add(3.0)
+    out_moved = nnx.merge(graph_einsum, params)(moved, key_mask, queries)
+    valid_rows = slice(None, 1) if queries else slice(None, 5)  # query rows at positions < 5
+    np.testing.assert_allclose(out_moved[0, valid_rows], out_e[0, valid_rows], atol=1e-5)
+
+
+def test_transformer_outputs_only_the_last_tokens(model):
+    """The predictor's last block updating only the target tokens gives what running the whole
+    block and slicing gives."""
+    from flax import nnx
+
+    config, variant, params = model
+    transformer = nnx.merge(variant.predictor.graphdef, params["predictor"]).transformer
+    rng = np.random.default_rng(2)
+    seq = jnp.asarray(rng.standard_normal((3, 9, config.model.pred_width)), jnp.float32)
+    valid = jnp.ones((3, 9), bool).at[0, 2].set(False)
+    trimmed = transformer(seq, valid, outputs=4)
+    assert trimmed.shape == (3, 4, config.model.pred_width)
+    np.testing.assert_allclose(trimmed, transformer(seq, valid)[:, -4:], atol=1e-5)

@@ -30,9 +30,11 @@ class Transformer(nnx.Module):
                   attention_impl=attention_impl, rngs=rngs) for i in range(depth)])
         self.norm = layer_norm(dim, dtype=dtype, rngs=rngs)
 
-    def __call__(self, x, key_mask=None):
-        for block in self.blocks:
-            x = block(x, key_mask)
+    def __call__(self, x, key_mask=None, outputs: int | None = None):
+        """All tokens' outputs, or with `outputs` only the last that many: the last block then
+        updates only those (the rest serve as keys and values), the same values for less work."""
+        for i, block in enumerate(self.blocks):
+            x = block(x, key_mask, outputs if i == len(self.blocks) - 1 else None)
         return self.norm(x)
 
 
@@ -91,5 +93,5 @@ class Predictor(nnx.Module):
         valid = jnp.concatenate(
             [jnp.broadcast_to(ctx_valid[:, None], (b, m, ctx_valid.shape[-1])), tgt_valid], axis=2)
         seq = constrain(seq, ("batch", "seq", None))
-        out = self.transformer(seq, valid.reshape(b * m, -1))[:, -t:]
+        out = self.transformer(seq, valid.reshape(b * m, -1), outputs=t)
         return self.proj(out).reshape(b, m, t, -1)

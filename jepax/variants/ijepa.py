@@ -25,6 +25,7 @@ from data_pipelines.transforms import augment, resize
 from jepax import flops
 from jepax.config import ConfigError
 from jepax.models.functional import Functional
+from jepax.models.layers import ATTENTION_IMPLEMENTATIONS
 from jepax.models.tokenizers import PatchEmbed
 from jepax.models.vit import Encoder, Predictor, gather_tokens
 
@@ -120,7 +121,7 @@ class IJEPA:
                        + flops.transformer(global_batch, c, m.width, m.depth, m.mlp_ratio))
         pred_fwd = (flops.linear(global_batch * c, m.width, m.pred_width)
                     + flops.transformer(global_batch * k, c + t, m.pred_width, m.pred_depth,
-                                        m.mlp_ratio)
+                                        m.mlp_ratio, outputs=t)
                     + flops.linear(global_batch * k * t, m.pred_width, m.width))
         return target_fwd + 3 * (context_fwd + pred_fwd)  # backward = 2x forward
 
@@ -152,6 +153,9 @@ def validate(config) -> None:
     if m.width % m.heads or m.pred_width % m.pred_heads:
         raise ConfigError(f"model widths ({m.width}, {m.pred_width}) must be divisible by their "
                           f"heads ({m.heads}, {m.pred_heads})")
+    if m.attention not in ATTENTION_IMPLEMENTATIONS:
+        raise ConfigError(f"model.attention={m.attention!r}: use one of "
+                          f"{list(ATTENTION_IMPLEMENTATIONS)}")
     if m.width % 4 or m.pred_width % 4:
         raise ConfigError("2-D sin-cos positions need model.width and model.pred_width divisible by 4")
     if len(config.data.mean) != config.data.channels or len(config.data.std) != config.data.channels:
