@@ -56,6 +56,15 @@ def train_dataset(source, *, seed: int, global_batch: int,
     return it
 
 
+def prefetch_to_device(ds: grain.IterDataset, put: Callable[[dict], dict],
+                       buffer: int = 2) -> grain.IterDataset:
+    """Move batches onto the devices in a background thread, `buffer` batches ahead, so the
+    host-to-device copy overlaps the running step instead of sitting on the train loop's path
+    (on CPU the copy queues behind the step's busy thread pool). The iterator's state stays
+    that of the last batch handed out, so checkpoints resume exactly."""
+    return grain.experimental.ThreadPrefetchIterDataset(ds.map(put), prefetch_buffer_size=buffer)
+
+
 def labelled_arrays(source, limit: int | None, transform: Callable[[np.ndarray], np.ndarray],
                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """A fixed random subset (all if limit is None) of (images, labels) for evaluation."""

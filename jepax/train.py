@@ -7,6 +7,7 @@ checkpoints, evaluations, preemption and NaN handling -> final checkpoint and ev
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -17,7 +18,7 @@ from typing import Any
 import jax
 
 from data_pipelines.images import image_source
-from data_pipelines.pipeline import train_dataset
+from data_pipelines.pipeline import prefetch_to_device, train_dataset
 from jepax import checkpoint, config as config_lib, distributed, flops, optim, sharding
 from jepax import state as state_lib, step as step_lib, variants
 from jepax.evaluators.runner import FeatureEvaluator
@@ -156,11 +157,12 @@ class _Loop:
         self.tx = optim.optimizer(config.optim, self.sched)
         self.shardings = state_lib.state_shardings(variant, self.tx, mesh, rules, config.seed)
         self.abstract = state_lib.abstract_state(variant, self.tx, self.shardings, config.seed)
-        self.data = iter(train_dataset(
+        self.data = iter(prefetch_to_device(train_dataset(
             image_source(config.data, "train"), seed=config.seed,
             global_batch=config.train.batch_size, example_fn=variant.example_fn(),
             batch_fn=variant.batch_fn(), num_threads=config.data.num_threads,
-            prefetch=config.data.prefetch, num_workers=config.data.num_workers))
+            prefetch=config.data.prefetch, num_workers=config.data.num_workers),
+            functools.partial(sharding.global_batch, mesh=mesh)))
         self.ckpt = checkpoint.Checkpointer(workdir / "checkpoints",
                                             keep=config.train.keep_checkpoints,
                                             async_save=config.train.async_checkpoints)
@@ -211,7 +213,7 @@ class _Loop:
         self._peeked = self._next_batch()  # its shapes define the compiled step
         step_job = (step_lib.lower_train_step(
             step_lib.make_train_step(self.variant, self.tx, self.sched), self.abstract,
-            sharding.batch_spec(self._peeked[0], self.mesh), sharding.replicated(self.mesh)),
+            sharding.abstract_like(self._peeked[0]), sharding.replicated(self.mesh)),
             step_lib.step_compile_options())
         if self.state is not None:
             compiled, = step_lib.compile_concurrently(step_job)
@@ -235,7 +237,7 @@ class _Loop:
         self.last_saved = self.step
 
     def _next_batch(self):
-        """This process's next local batch, dropping stream positions skipped after NaNs."""
+        """The next global batch (on the devices), dropping stream positions skipped after NaNs."""
         if self._peeked is not None:
             peeked, self._peeked = self._peeked, None
             return peeked
@@ -352,8 +354,7 @@ class _Loop:
         """Dispatch one step, then log the previous one; checkpoint when due (after checking
         this step's loss, so no checkpoint ever holds a non-finite state)."""
         t0 = time.perf_counter()
-        batch_local, position = self._next_batch()
-        batch = sharding.global_batch(batch_local, self.mesh)
+        batch, position = self._next_batch()
         data_wait = time.perf_counter() - t0
         self.state, metrics = compiled(self.state, batch)
         self._finish()
@@ -374,3 +375,4 @@ class _Loop:
             self.ckpt.wait()
         finally:
             self.ckpt.close()
+            self.data.close()  # stops the read-ahead threads (and worker processes)
