@@ -15,12 +15,13 @@ import jax
 
 from jepax.models.layers import ATTENTION_IMPLEMENTATIONS
 
-from benchmarks.ijepa_step import PRESETS, JepaxStep
+from benchmarks.ijepa_step import PRESETS, JepaxStep, cpu_devices_arg
 
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
-def measure(preset: str, steps: int, attention: str = "auto", pad_multiple: int = 1) -> dict:
+def measure(preset: str, steps: int, attention: str = "auto", pad_multiple: int = 1,
+            cpu_devices=None) -> dict:
     compiles = []
 
     def listener(event, seconds, **kwargs):
@@ -31,7 +32,7 @@ def measure(preset: str, steps: int, attention: str = "auto", pad_multiple: int 
     try:
         t0 = time.perf_counter()
         # builds the model, creates the state, compiles the step
-        step = JepaxStep(PRESETS[preset], attention, pad_multiple)
+        step = JepaxStep(PRESETS[preset], attention, pad_multiple, cpu_devices)
         step.run(1)
         first = time.perf_counter() - t0
         before = len(compiles)
@@ -39,7 +40,7 @@ def measure(preset: str, steps: int, attention: str = "auto", pad_multiple: int 
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
     return {
-        "preset": preset, "device": jax.devices()[0].device_kind,
+        "preset": preset, "device": jax.devices()[0].device_kind, "num_devices": jax.device_count(),
         "time_to_first_step_s": round(first, 2), "compile_s": round(step.compile_s, 2),
         "compiles_before_first_step": before,
         "compiles_during_next_steps": len(compiles) - before, "next_steps": steps,
@@ -52,9 +53,11 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--attention", default="auto", choices=ATTENTION_IMPLEMENTATIONS)
     parser.add_argument("--pad-multiple", type=int, default=1)
+    parser.add_argument("--cpu-devices", type=cpu_devices_arg, default=None,
+                        help="jepax's mesh.cpu_devices (default: the config's)")
     args = parser.parse_args(argv)
-
-    print(json.dumps(measure(args.preset, args.steps, args.attention, args.pad_multiple)))
+    print(json.dumps(measure(args.preset, args.steps, args.attention, args.pad_multiple,
+                             args.cpu_devices)))
 
 
 if __name__ == "__main__":

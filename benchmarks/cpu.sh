@@ -11,6 +11,7 @@ py=${PYTHON:-python}
 {
   $py -m benchmarks.table --machine
   $py -m benchmarks.ijepa_step --preset=cpu-tiny --rounds=6 --steps=3
+  $py -m benchmarks.ijepa_step --preset=cpu-tiny --rounds=6 --steps=3 --cpu-devices=auto
   $py -m benchmarks.ijepa_parts --preset=cpu-tiny
   $py -m benchmarks.profile_step --preset=cpu-tiny
   $py -m benchmarks.compile --preset=cpu-tiny

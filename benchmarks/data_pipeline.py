@@ -17,7 +17,7 @@ import numpy as np
 
 from data_pipelines.images import image_source
 from data_pipelines.pipeline import train_dataset
-from jepax import optim, sharding, state as state_lib, step as step_lib, train
+from jepax import cpu_devices, optim, sharding, state as state_lib, step as step_lib, train
 from jepax.config import load_config
 from jepax.metrics import read_metrics
 from jepax.variants.ijepa import IJEPA
@@ -76,6 +76,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args(argv)
     config = load_config("experiments/ijepa.py")
+    cpu_devices.configure(config)  # as jepax.main does, before devices exist
     variant = IJEPA(config)
     loader, batch = loader_rate(config, variant, args.batches)
     steps = step_rate(config, variant, batch, args.steps)

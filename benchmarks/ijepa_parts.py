@@ -22,7 +22,8 @@ def jepax_stages(jx: JepaxStep) -> dict:
     variant, batch = jx.variant, jx.batch
     params, target = jx.state.params, jx.state.target
     images = variant.normalize(batch["image"])
-    loss = lambda p: variant.loss(p, target, batch, None)[0]
+    # Arrays go in as arguments: closed-over arrays would be baked into the executables.
+    loss = lambda p, t, b: variant.loss(p, t, b, None)[0]
     target_fwd = jax.jit(variant.encoder)
     loss_fwd, fwd_bwd = jax.jit(loss), jax.jit(jax.value_and_grad(loss))
 
@@ -31,8 +32,8 @@ def jepax_stages(jx: JepaxStep) -> dict:
         jax.block_until_ready(metrics)
 
     return {"target_forward": lambda: jax.block_until_ready(target_fwd(target, images)),
-            "loss_forward": lambda: jax.block_until_ready(loss_fwd(params)),
-            "forward_backward": lambda: jax.block_until_ready(fwd_bwd(params)),
+            "loss_forward": lambda: jax.block_until_ready(loss_fwd(params, target, batch)),
+            "forward_backward": lambda: jax.block_until_ready(fwd_bwd(params, target, batch)),
             "step": step}
 
 

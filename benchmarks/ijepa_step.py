@@ -37,10 +37,12 @@ PRESETS = {
 }
 
 
-def jepax_config(p: dict, attention: str = "auto", pad_multiple: int = 1):
+def jepax_config(p: dict, attention: str = "auto", pad_multiple: int = 1, cpu_devices=None):
     from jepax.config import load_config
 
     c = load_config("experiments/ijepa.py")
+    if cpu_devices is not None:
+        c.mesh.cpu_devices = cpu_devices
     c.model.update(patch_size=p["patch_size"], width=p["width"], depth=p["depth"],
                    heads=p["heads"], pred_width=p["pred_width"], pred_depth=p["pred_depth"],
                    pred_heads=p["pred_heads"], dtype=p["dtype"], attention=attention)
@@ -78,11 +80,14 @@ def fixed_batch(p: dict, capacities: tuple[int, int], seed: int = 0) -> dict[str
 class JepaxStep:
     """The real jepax train step (same code path as jepax.train), on all local devices."""
 
-    def __init__(self, p: dict, attention: str = "auto", pad_multiple: int = 1):
-        from jepax import optim, sharding, state as state_lib, step as step_lib
+    def __init__(self, p: dict, attention: str = "auto", pad_multiple: int = 1,
+                 cpu_devices=None):
+        from jepax import cpu_devices as cpu_devices_lib, optim, sharding, state as state_lib
+        from jepax import step as step_lib
         from jepax.variants.ijepa import IJEPA
 
-        self.config = jepax_config(p, attention, pad_multiple)
+        self.config = jepax_config(p, attention, pad_multiple, cpu_devices)
+        cpu_devices_lib.configure(self.config)  # as jepax.main does, before devices exist
         self.variant = IJEPA(self.config)
         self.mesh = sharding.make_mesh(self.config.mesh)
         rules = sharding.rules_from_config(self.config.mesh)
@@ -176,11 +181,11 @@ def alternate(runners: dict, rounds: int, steps: int, warmup: int) -> dict[str, 
 
 
 def bench(preset: str, rounds: int, steps: int, warmup: int, attention: str,
-          torch_compile: bool | None, pad_multiple: int = 1) -> dict:
+          torch_compile: bool | None, pad_multiple: int = 1, cpu_devices=None) -> dict:
     from jepax.flops import peak_flops_per_device
 
     p = PRESETS[preset]
-    jx = JepaxStep(p, attention, pad_multiple)
+    jx = JepaxStep(p, attention, pad_multiple, cpu_devices)
     runners = {"jepax": jx}
     try:
         import torch
@@ -199,6 +204,7 @@ def bench(preset: str, rounds: int, steps: int, warmup: int, attention: str,
         peak, peak_source = cpu_matmul_peak() / jax.device_count(), "measured 2048^3 fp32 matmul"
     out = {
         "preset": preset, "device": device.device_kind, "num_devices": jax.device_count(),
+        "cpu_devices": jx.config.mesh.cpu_devices,
         "attention": resolve_attention(attention), "pad_multiple": pad_multiple,
         "jepax_ms": round(sec["jepax"] * 1e3, 2),
         "jepax_compile_s": round(jx.compile_s, 2),
@@ -226,10 +232,18 @@ def main(argv=None):
                              "usable); padding is masked and not counted as useful FLOPs")
     parser.add_argument("--torch-compile", action=argparse.BooleanOptionalAction, default=None,
                         help="also time torch.compile (default: on GPU only)")
+    parser.add_argument("--cpu-devices", type=cpu_devices_arg, default=None,
+                        help="jepax's mesh.cpu_devices (default: the config's): auto (one "
+                             "device per core), 0 (XLA's one multi-threaded device) or a count")
     args = parser.parse_args(argv)
     for preset in args.preset or ["cpu-tiny"]:
         print(json.dumps(bench(preset, args.rounds, args.steps, args.warmup, args.attention,
-                               args.torch_compile, args.pad_multiple)), flush=True)
+                               args.torch_compile, args.pad_multiple, args.cpu_devices)),
+              flush=True)
+
+
+def cpu_devices_arg(value: str):
+    return value if value == "auto" else int(value)
 
 
 if __name__ == "__main__":

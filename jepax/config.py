@@ -43,7 +43,8 @@ def base_config() -> ml_collections.ConfigDict:
         b1=0.9, b2=0.999, eps=1e-8,
         grad_clip=0.0,           # 0: off
     )
-    c.mesh = dict(data=-1, fsdp=1, tensor=1, rules=None)
+    # cpu_devices: 0 = XLA's one CPU device; "auto" = one per core (jepax/cpu_devices.py)
+    c.mesh = dict(data=-1, fsdp=1, tensor=1, rules=None, cpu_devices=any_type(0))
     c.logging = dict(
         tensorboard=True,
         progress=True,

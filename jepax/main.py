@@ -21,9 +21,11 @@ def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     config = _CONFIG.value
-    from jepax import distributed
+    from jepax import cpu_devices, distributed
 
-    distributed.maybe_initialize(config)  # first: before jax picks its devices
+    # First: before jax creates its devices.
+    cpu_devices.configure(config)
+    distributed.maybe_initialize(config)
     from jepax import train
 
     summary = train.run(config, _WORKDIR.value)

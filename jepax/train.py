@@ -19,8 +19,8 @@ import jax
 
 from data_pipelines.images import image_source
 from data_pipelines.pipeline import prefetch_to_device, train_dataset
-from jepax import checkpoint, config as config_lib, distributed, flops, optim, sharding
-from jepax import state as state_lib, step as step_lib, variants
+from jepax import checkpoint, config as config_lib, cpu_devices, distributed, flops, optim
+from jepax import sharding, state as state_lib, step as step_lib, variants
 from jepax.evaluators.runner import FeatureEvaluator
 from jepax.metrics import MetricsWriter
 from jepax.preemption import Preempted, PreemptionGuard
@@ -122,6 +122,7 @@ def _load_init_from(path: str, params, target):
 
 def run(config, workdir: str | Path | None = None) -> dict[str, Any]:
     """Train (or resume) the configured run in `workdir`; returns a summary."""
+    cpu_devices.configure(config)
     distributed.maybe_initialize(config)
     _setup_logging()
     workdir = Path(workdir or default_workdir(config)).absolute()
