@@ -30,6 +30,7 @@ from jepax.config import ConfigError
 
 log = logging.getLogger(__name__)
 
+
 def requested(config) -> int:
     """The device count the config asks for (0: XLA's default)."""
     setting = config.get("mesh", {}).get("cpu_devices", 0)  # studies have no mesh section
