@@ -44,10 +44,10 @@ def step_rate(config, variant, batch_np, steps: int) -> float:
         shardings = state_lib.state_shardings(variant, tx, mesh, rules)
         abstract = state_lib.abstract_state(variant, tx, shardings)
         state = state_lib.create(variant, tx, shardings, 0)
-        compiled = step_lib.compile_train_step(step_lib.make_train_step(variant, tx, sched),
-                                               abstract, sharding.batch_spec(batch_np, mesh),
-                                               sharding.replicated(mesh))
         batch = sharding.global_batch(batch_np, mesh)
+        compiled = step_lib.compile_train_step(step_lib.make_train_step(variant, tx, sched),
+                                               abstract, sharding.abstract_like(batch),
+                                               sharding.replicated(mesh))
         state, m = compiled(state, batch)
         jax.block_until_ready(m)
         t0 = time.perf_counter()

@@ -104,7 +104,7 @@ class JepaxStep:
             self.compiled, init = step_lib.compile_concurrently(
                 (step_lib.lower_train_step(
                     step_lib.make_train_step(self.variant, tx, sched), abstract,
-                    sharding.batch_spec(self.batch_np, self.mesh), sharding.replicated(self.mesh)),
+                    sharding.abstract_like(self.batch), sharding.replicated(self.mesh)),
                  step_lib.step_compile_options()),
                 (state_lib.lower_create(self.variant, tx, shardings, seed=0),
                  state_lib.CHEAP_COMPILE))

@@ -157,15 +157,6 @@ def global_batch(local: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Arra
     return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), local)
 
 
-def batch_spec(local_example: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.ShapeDtypeStruct]:
-    """Abstract global batch (for AOT compilation) from one process-local batch."""
-    sharding = batch_sharding(mesh)
-    n = jax.process_count()
-    return jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct((x.shape[0] * n,) + x.shape[1:], x.dtype, sharding=sharding),
-        local_example)
-
-
 def abstract_like(tree: Any) -> Any:
     """Shapes, dtypes and shardings of a tree of jax.Arrays (for AOT compilation)."""
     return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding), tree)
