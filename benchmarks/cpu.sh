@@ -14,7 +14,7 @@ py=${PYTHON:-python}
   $py -m benchmarks.ijepa_step --preset=cpu-tiny --rounds=6 --steps=3 --cpu-devices=auto
   $py -m benchmarks.ijepa_parts --preset=cpu-tiny
   $py -m benchmarks.profile_step --preset=cpu-tiny
-  $py -m benchmarks.compile --preset=cpu-tiny
+  $py -m benchmarks.compile --preset=cpu-tiny --repeats=3
   $py -m benchmarks.data_pipeline
   $py -m benchmarks.gemm
 } 2> "$out/cpu.stderr" | tee "$out/cpu.jsonl"

@@ -99,6 +99,21 @@ def test_residual_projection_rescaled_per_layer():
     assert all(np.all(b["attn"]["qkv"]["bias"] == 0) for b in blocks.values())
 
 
+def test_batched_weight_draws_are_independent_and_follow_the_seed():
+    """Same-shape weights share one truncated-normal draw: each still gets its own values,
+    in [-2, 2] standard deviations, and the seed alone decides them."""
+    variant = IJEPA(small_ijepa(model__depth=3))
+    params, again, other = (init_params(variant, seed) for seed in (1, 1, 2))
+    blocks = params["encoder"]["transformer"]["blocks"]
+    fc1 = [np.asarray(blocks[i]["mlp"]["fc1"]["kernel"]) for i in range(3)]
+    assert abs(np.corrcoef(fc1[0].ravel(), fc1[1].ravel())[0, 1]) < 0.05
+    assert np.abs(fc1[0]).max() <= 2 * 0.02 + 1e-7
+    mask_token = np.asarray(params["predictor"]["mask_token"])
+    assert 0.01 < mask_token.std() < 0.025
+    jax.tree.map(np.testing.assert_array_equal, params, again)
+    assert not np.allclose(fc1[0], other["encoder"]["transformer"]["blocks"][0]["mlp"]["fc1"]["kernel"])
+
+
 def test_loss_ignores_invalid_targets_and_target_is_layer_normed(model):
     _, variant, params = model
     rng = np.random.default_rng(1)

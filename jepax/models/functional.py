@@ -7,9 +7,11 @@ checkpoint, shard and feed to optax) and are merged back into the module inside 
 
 from __future__ import annotations
 
+import collections
 from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from jepax import sharding
@@ -33,6 +35,21 @@ class KeyStream:
         return key
 
 
+def draw_deferred(params: nnx.State, key: jax.Array) -> None:
+    """Fill the parameters marked `init_std` (layers.deferred_normal) in place: all those of one
+    shape and dtype come from one truncated-normal draw (on [-2, 2], scaled by each one's std),
+    sliced along a new leading axis, so the sharding of each parameter still propagates."""
+    groups = collections.defaultdict(list)
+    for path, var in nnx.to_flat_state(params):
+        if getattr(var, "init_std", None) is not None:
+            groups[(var.shape, jnp.dtype(var.dtype).name)].append(var)
+    for i, ((shape, dtype), variables) in enumerate(sorted(groups.items(), key=str)):
+        draws = jax.random.truncated_normal(jax.random.fold_in(key, i), -2.0, 2.0,
+                                            (len(variables), *shape), dtype)
+        for draw, var in zip(draws, variables):
+            var.set_value(draw * jnp.asarray(var.init_std, dtype))
+
+
 class Functional:
     def __init__(self, make: Callable[[KeyStream], nnx.Module]):
         self._make = make
@@ -41,7 +58,10 @@ class Functional:
 
     def init(self, key: jax.Array) -> dict:
         """Fresh parameters (call under jit with out_shardings to create them sharded)."""
-        return nnx.to_pure_dict(nnx.state(self._make(KeyStream(key)), nnx.Param))
+        construct_key, draw_key = jax.random.split(key)
+        params = nnx.state(self._make(KeyStream(construct_key)), nnx.Param)
+        draw_deferred(params, draw_key)
+        return nnx.to_pure_dict(params)
 
     def specs(self, mesh, rules) -> Any:
         """PartitionSpecs of the parameters, as a dict shaped like `init`'s output."""

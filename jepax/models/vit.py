@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from flax import nnx
 
-from jepax.models.layers import Block, dense_init, layer_norm, zeros
+from jepax.models.layers import WEIGHT_STD, Block, deferred_normal, dense_init, layer_norm, zeros
 from jepax.models.posemb import sincos_nd
 from jepax.sharding import constrain
 
@@ -72,9 +72,7 @@ class Predictor(nnx.Module):
                  attention_impl, rngs):
         self.embed = nnx.Linear(in_dim, dim, dtype=dtype, kernel_init=dense_init("embed", None),
                                 bias_init=zeros(None), rngs=rngs)
-        self.mask_token = nnx.Param(
-            nnx.with_partitioning(nnx.initializers.truncated_normal(0.02), (None,))(
-                rngs.params(), (dim,)))
+        self.mask_token = nnx.Param(deferred_normal(None, std=WEIGHT_STD)(rngs.params(), (dim,)))
         self.grid = tuple(grid)
         self.dim = dim
         self.transformer = Transformer(dim, depth, heads, mlp_ratio, dtype=dtype,
