@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every CPU measurement of the speed issue in one script (about 5 minutes on 2 cores): the
-# cpu-tiny step against PyTorch eager, stage by stage and op by op, time to first step / recompiles, and the data pipeline.
+# cpu-tiny step against PyTorch eager, stage by stage and op by op, time to first step / recompiles, the data pipeline,
+# and the on-paper memory plan for large ViTs (checked against XLA's memory analysis).
 # JSON lines go to ${OUT:-benchmarks/results}/cpu.jsonl and the table in benchmarks/README.md
 # is regenerated from them. Needs: pip install -e .[bench]
 set -euo pipefail
@@ -17,5 +18,6 @@ py=${PYTHON:-python}
   $py -m benchmarks.compile --preset=cpu-tiny --repeats=3
   $py -m benchmarks.data_pipeline
   $py -m benchmarks.gemm
+  $py -m benchmarks.memory_plan --check
 } 2> "$out/cpu.stderr" | tee "$out/cpu.jsonl"
 $py -m benchmarks.table --results "$out"/*.jsonl --into=benchmarks/README.md

@@ -51,6 +51,19 @@ def rows(records: list[dict]) -> list[tuple[str, str, str]]:
                 vs = f" / {theirs:.0f} ms (ratio {theirs / mine:.2f})" if theirs else ""
                 out.append((f"{r['parts_preset']} {stage.replace('_', ' ')}: jepax / PyTorch",
                             f"{mine:.0f} ms{vs}", ""))
+        elif "memory_plan" in r:
+            name = r["largest_fitting"]
+            sizes = ", ".join(f"{k} {v:.0f}" for k, v in r["per_device_gb"].items())
+            out.append((f"largest ViT for an 80 GB GPU, FSDP over 8 (on paper): batch "
+                        f"{r['batch_per_device']} per device, remat {'on' if r['remat'] else 'off'}",
+                        f"{name} ({r['params_billion'].get(name, 0):.1f}B params); GB per "
+                        f"device: {sizes}", ""))
+        elif "memory_check" in r:
+            out.append((f"memory model vs XLA's memory_analysis ({r['memory_check']}, encoder "
+                        f"depth {r['depths'][0]} / {r['depths'][1]})",
+                        f"model {r['model_gb'][0]:.2f} / {r['model_gb'][1]:.2f} GB vs XLA "
+                        f"{r['xla_gb'][0]:.2f} / {r['xla_gb'][1]:.2f} GB; per encoder layer "
+                        f"{r['model_per_layer_mb']:.0f} vs {r['xla_per_layer_mb']:.0f} MB", ""))
         elif "gemm" in r:
             libs = [lib for lib in ("xla", "torch", "numpy") if f"{lib}_fwd_ms" in r]
             out.append((f"GEMM {r['m']}x{r['k']} @ {r['k']}x{r['n']}: forward / dW / dx, "

@@ -56,6 +56,7 @@ def get_config(arg=None):
         pred_width=64, pred_depth=2, pred_heads=2,
         dtype="float32",
         attention="auto",         # auto (einsum on CPU, xla elsewhere) | einsum | xla | cudnn
+        remat=False,              # recompute each block in the backward pass (large ViTs)
     )
     c.data = dict(
         dataset="fashion_mnist",  # fashion_mnist | image_folder | tfds | procedural

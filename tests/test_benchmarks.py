@@ -4,9 +4,10 @@ asserted: speed is measured in benchmarks/, not in tests)."""
 import json
 import sys
 
+import jax
 import pytest
 
-from benchmarks import compile as compile_bench, ijepa_parts, profile_step, table
+from benchmarks import compile as compile_bench, ijepa_parts, memory_plan, profile_step, table
 from benchmarks.ijepa_step import PRESETS, bench, fixed_batch
 
 
@@ -78,3 +79,29 @@ def test_results_table_is_rewritten_between_the_markers(compile_report, tmp_path
     assert f"{row} {first}" in text
     assert "| smoke compilations during 5 steps after the first | 0 | 0 |" in text
     assert json.loads(table.machine_line())["machine"] in text
+
+
+def test_memory_plan_counts_the_real_models_parameters():
+    from benchmarks.ijepa_step import PRESETS, jepax_config
+    from jepax.variants.ijepa import IJEPA
+
+    p = dict(PRESETS["gpu-vitb"], depth=3, pred_depth=2)
+    shapes = jax.eval_shape(IJEPA(jepax_config(p)).init_params, jax.random.key(0))
+    count = lambda tree: sum(x.size for x in jax.tree.leaves(tree))
+    enc, pred = memory_plan.params(p["width"], p["depth"], 4 * p["width"],
+                                   patch_dim=3 * p["patch_size"] ** 2,
+                                   pred=(p["pred_width"], 2, p["pred_heads"], 4 * p["pred_width"]))
+    assert (enc, pred) == (count(shapes["encoder"]), count(shapes["predictor"]))
+
+
+def test_memory_plan_remat_and_batch_move_only_the_activations():
+    vit = memory_plan.VITS["ViT-H"]
+    small, big, remat = (memory_plan.plan(vit, b, remat=r) for b, r in
+                         ((16, False), (128, False), (128, True)))
+    for key in ("state_gb", "gathered_weights_gb", "gradients_gb"):
+        assert small[key] == big[key] == remat[key] > 0
+    assert remat["activations_gb"] < small["activations_gb"] < big["activations_gb"]
+    report = memory_plan.largest_fitting(128, remat=False)
+    fits = report["per_device_gb"][report["largest_fitting"]]
+    assert fits <= 72 < max(report["per_device_gb"].values())
+    assert table.rows([report])[0][1].startswith(f"{report['largest_fitting']} (")

@@ -22,19 +22,25 @@ def gather_tokens(x, idx):
 
 
 class Transformer(nnx.Module):
-    """A stack of pre-LN blocks followed by a final LayerNorm."""
+    """A stack of pre-LN blocks followed by a final LayerNorm.
 
-    def __init__(self, dim, depth, heads, mlp_ratio, *, dtype, attention_impl, rngs):
+    With `remat`, each block's activations are recomputed in the backward pass instead of kept
+    (about a third more compute): what lets large ViTs fit (see benchmarks/memory_plan.py)."""
+
+    def __init__(self, dim, depth, heads, mlp_ratio, *, dtype, attention_impl, rngs,
+                 remat: bool = False):
         self.blocks = nnx.List([
             Block(dim, heads, mlp_ratio, layer_id=i + 1, dtype=dtype,
                   attention_impl=attention_impl, rngs=rngs) for i in range(depth)])
         self.norm = layer_norm(dim, dtype=dtype, rngs=rngs)
+        self.remat = remat
 
     def __call__(self, x, key_mask=None, outputs: int | None = None):
         """All tokens' outputs, or with `outputs` only the last that many: the last block then
         updates only those (the rest serve as keys and values), the same values for less work."""
+        call = nnx.remat(Block.__call__, static_argnums=3) if self.remat else Block.__call__
         for i, block in enumerate(self.blocks):
-            x = block(x, key_mask, outputs if i == len(self.blocks) - 1 else None)
+            x = call(block, x, key_mask, outputs if i == len(self.blocks) - 1 else None)
         return self.norm(x)
 
 
@@ -42,12 +48,12 @@ class Encoder(nnx.Module):
     """Tokenizer + fixed positional embedding + transformer. No class token."""
 
     def __init__(self, tokenizer: nnx.Module, grid: tuple[int, ...], *, dim, depth, heads,
-                 mlp_ratio, dtype, attention_impl, rngs):
+                 mlp_ratio, dtype, attention_impl, rngs, remat: bool = False):
         self.tokenizer = tokenizer
         self.grid = tuple(grid)  # fixed sin-cos positions are trace-time constants, not state
         self.dim = dim
         self.transformer = Transformer(dim, depth, heads, mlp_ratio, dtype=dtype,
-                                       attention_impl=attention_impl, rngs=rngs)
+                                       attention_impl=attention_impl, rngs=rngs, remat=remat)
 
     def __call__(self, inputs, keep_idx=None, keep_valid=None):
         """Encode all tokens, or only `keep_idx` (B, K) with validity `keep_valid` (B, K)."""
@@ -69,14 +75,14 @@ class Predictor(nnx.Module):
     positions]; all M blocks run as one batched call of size B * M."""
 
     def __init__(self, grid: tuple[int, ...], *, in_dim, dim, depth, heads, mlp_ratio, dtype,
-                 attention_impl, rngs):
+                 attention_impl, rngs, remat: bool = False):
         self.embed = nnx.Linear(in_dim, dim, dtype=dtype, kernel_init=dense_init("embed", None),
                                 bias_init=zeros(None), rngs=rngs)
         self.mask_token = nnx.Param(deferred_normal(None, std=WEIGHT_STD)(rngs.params(), (dim,)))
         self.grid = tuple(grid)
         self.dim = dim
         self.transformer = Transformer(dim, depth, heads, mlp_ratio, dtype=dtype,
-                                       attention_impl=attention_impl, rngs=rngs)
+                                       attention_impl=attention_impl, rngs=rngs, remat=remat)
         self.proj = nnx.Linear(dim, in_dim, dtype=dtype, kernel_init=dense_init(None, "embed"),
                                bias_init=zeros("embed"), rngs=rngs)
 

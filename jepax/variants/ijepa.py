@@ -46,7 +46,7 @@ class IJEPA:
         self.grid = (d.image_size // m.patch_size,) * 2
         self.masks = MultiBlockMasks(MultiBlockSpec.from_config(config.mask, self.grid))
         dtype = DTYPES[m.dtype]
-        common = dict(mlp_ratio=m.mlp_ratio, dtype=dtype, attention_impl=m.attention)
+        common = dict(mlp_ratio=m.mlp_ratio, dtype=dtype, attention_impl=m.attention, remat=m.remat)
         self.encoder = Functional(lambda rngs: Encoder(
             PatchEmbed(m.patch_size, d.channels, m.width, dtype=dtype, rngs=rngs), self.grid,
             dim=m.width, depth=m.depth, heads=m.heads, rngs=rngs, **common))
