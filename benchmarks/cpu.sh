@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every CPU measurement of the speed issue in one script (about 5 minutes on 2 cores): the
+# Every CPU measurement of the speed issue in one script (about 9 minutes on 2 cores): the
 # cpu-tiny step against PyTorch eager, stage by stage and op by op, time to first step / recompiles, the data pipeline,
 # and the on-paper memory plan for large ViTs (checked against XLA's memory analysis).
 # JSON lines go to ${OUT:-benchmarks/results}/cpu.jsonl and the table in benchmarks/README.md
