@@ -99,30 +99,38 @@ def largest_fitting(batch_per_device: int, remat: bool, gpu_gb: float = 80.0) ->
 CHECK_DEPTHS = (2, 4)
 
 
+def xla_bytes(depth: int) -> int:
+    """Per-device bytes (arguments + temporaries - aliased) of the compiled step at gpu-vitb's
+    shapes in fp32 with FSDP over the 8 devices (run with 8 CPU devices: see `_xla_bytes`)."""
+    import jax
+
+    from benchmarks.ijepa_step import PRESETS, fixed_batch, jepax_config
+    from jepax import optim, sharding, state as state_lib, step as step_lib
+    from jepax.variants.ijepa import IJEPA
+
+    p = dict(PRESETS["gpu-vitb"], depth=depth, dtype="float32")
+    c = jepax_config(p, attention="xla")
+    c.mesh.update(data=1, fsdp=8)
+    variant = IJEPA(c)
+    mesh, rules = sharding.make_mesh(c.mesh), sharding.rules_from_config(c.mesh)
+    sched = optim.schedules(c.optim, 1000)
+    tx = optim.optimizer(c.optim, sched)
+    batch = fixed_batch(p, (variant.masks.context_capacity, variant.masks.target_capacity))
+    with jax.set_mesh(mesh), sharding.use_rules(rules):
+        shardings = state_lib.state_shardings(variant, tx, mesh, rules)
+        compiled = step_lib.compile_train_step(
+            step_lib.make_train_step(variant, tx, sched),
+            state_lib.abstract_state(variant, tx, shardings),
+            sharding.abstract_like(sharding.global_batch(batch, mesh)), sharding.replicated(mesh))
+    m = compiled.memory_analysis()
+    return m.argument_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes
+
+
 def _xla_bytes(depth: int) -> int:
-    """Per-device bytes (arguments + temporaries - aliased) of the compiled step, in a fresh
-    process with 8 CPU devices (the device count must be set before JAX starts)."""
-    code = (
-        "import jax, json\n"
-        "from benchmarks.ijepa_step import PRESETS, jepax_config, fixed_batch\n"
-        "from jepax import optim, sharding, state as state_lib, step as step_lib\n"
-        "from jepax.variants.ijepa import IJEPA\n"
-        f"p = dict(PRESETS['gpu-vitb'], depth={depth}, dtype='float32')\n"
-        "c = jepax_config(p, attention='xla'); c.mesh.update(data=1, fsdp=8)\n"
-        "v = IJEPA(c); mesh = sharding.make_mesh(c.mesh)\n"
-        "rules = sharding.rules_from_config(c.mesh)\n"
-        "sched = optim.schedules(c.optim, 1000); tx = optim.optimizer(c.optim, sched)\n"
-        "b = fixed_batch(p, (v.masks.context_capacity, v.masks.target_capacity))\n"
-        "with jax.set_mesh(mesh), sharding.use_rules(rules):\n"
-        "    sh = state_lib.state_shardings(v, tx, mesh, rules)\n"
-        "    ab = state_lib.abstract_state(v, tx, sh)\n"
-        "    batch = sharding.abstract_like(sharding.global_batch(b, mesh))\n"
-        "    m = step_lib.compile_train_step(step_lib.make_train_step(v, tx, sched), ab, batch,\n"
-        "                                    sharding.replicated(mesh)).memory_analysis()\n"
-        "print(json.dumps(m.argument_size_in_bytes + m.temp_size_in_bytes\n"
-        "                 - m.alias_size_in_bytes))\n")
+    """`xla_bytes` in a fresh process with 8 CPU devices (set before JAX starts)."""
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
-    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "benchmarks.memory_plan",
+                          f"--xla-bytes-at-depth={depth}"], env=env, check=True, text=True,
                          stdout=subprocess.PIPE).stdout
     return int(out.strip().splitlines()[-1])
 
@@ -152,7 +160,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true",
                         help="also compile the real step on 8 CPU devices and compare")
+    parser.add_argument("--xla-bytes-at-depth", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.xla_bytes_at_depth:
+        print(xla_bytes(args.xla_bytes_at_depth))
+        return
     for batch in (16, 128):  # gpu-vitb's 128 over 8 devices; I-JEPA's ViT-H/14 batch per GPU
         for remat in (False, True):
             print(json.dumps(largest_fitting(batch, remat)), flush=True)

@@ -40,7 +40,7 @@ def draw_deferred(params: nnx.State, key: jax.Array) -> None:
     shape and dtype come from one truncated-normal draw (on [-2, 2], scaled by each one's std),
     sliced along a new leading axis, so the sharding of each parameter still propagates."""
     groups = collections.defaultdict(list)
-    for path, var in nnx.to_flat_state(params):
+    for _, var in nnx.to_flat_state(params):
         if getattr(var, "init_std", None) is not None:
             groups[(var.shape, jnp.dtype(var.dtype).name)].append(var)
     for i, ((shape, dtype), variables) in enumerate(sorted(groups.items(), key=str)):
