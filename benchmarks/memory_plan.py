@@ -29,7 +29,8 @@ import subprocess
 import sys
 
 GB = 1e9
-USABLE = 0.9  # of the 80 GB: CUDA context, cuDNN workspaces and fragmentation take the rest
+GPU_GB = 80
+USABLE = 0.9  # of the GPU's memory: CUDA context, cuDNN workspaces and fragmentation take the rest
 
 # Standard ViTs (width, depth, heads, MLP hidden): Dosovitskiy et al. 2021 (B, L, H),
 # Zhai et al. 2022 (g, G, e), Dehghani et al. 2023 (22B).
@@ -41,7 +42,7 @@ VITS = {
 # I-JEPA's predictor for its large encoders (width 384, depth 12), 224x224 images, patch 14:
 # 256 tokens, a context of half of them and 4 target blocks of 15% (the collator's medians).
 PREDICTOR = (384, 12, 12, 1536)
-PATCH, TOKENS, CONTEXT, TARGET, NUM_TARGETS = 14, 256, 128, 38, 4
+PATCH, CONTEXT, TARGET, NUM_TARGETS = 14, 128, 38, 4
 
 
 def block_params(width: int, hidden: int) -> int:
@@ -85,10 +86,11 @@ def plan(vit, batch_per_device: int, *, devices=8, remat=False, flash=True, comp
             **{f"{k}_gb": round(v / GB, 2) for k, v in parts.items()}}
 
 
-def largest_fitting(batch_per_device: int, remat: bool, gpu_gb: float = 80.0) -> dict:
+def largest_fitting(batch_per_device: int, remat: bool) -> dict:
     rows = {name: plan(vit, batch_per_device, remat=remat) for name, vit in VITS.items()}
-    fits = [name for name, r in rows.items() if r["per_device_gb"] <= USABLE * gpu_gb]
-    return {"memory_plan": "80 GB GPU, FSDP over 8, bf16 compute, fp32 master, flash attention",
+    fits = [name for name, r in rows.items() if r["per_device_gb"] <= USABLE * GPU_GB]
+    return {"memory_plan": f"{GPU_GB} GB GPU, FSDP over 8, bf16 compute, fp32 master, flash "
+                           "attention",
             "batch_per_device": batch_per_device, "remat": remat,
             "largest_fitting": fits[-1] if fits else None,
             "per_device_gb": {name: r["per_device_gb"] for name, r in rows.items()},
