@@ -9,7 +9,6 @@ the median time to first step with every run, since one cold start on a shared m
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
@@ -20,7 +19,7 @@ import jax
 
 from jepax.models.layers import ATTENTION_IMPLEMENTATIONS
 
-from benchmarks.ijepa_step import PRESETS, JepaxStep, cpu_devices_arg
+from benchmarks.ijepa_step import PRESETS, JepaxStep, cpu_devices_arg, preset_parser
 
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
@@ -69,8 +68,7 @@ def in_fresh_processes(repeats: int, argv: list[str]) -> dict:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu-tiny")
+    parser = preset_parser(__doc__)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--attention", default="auto", choices=ATTENTION_IMPLEMENTATIONS)
     parser.add_argument("--pad-multiple", type=int, default=1)

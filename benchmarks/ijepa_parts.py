@@ -9,13 +9,11 @@ stage (jepax, then PyTorch).
 
 from __future__ import annotations
 
-import argparse
-import json
 
 import jax
 
 from benchmarks.gemm import best_ms
-from benchmarks.ijepa_step import PRESETS, JepaxStep, TorchStep
+from benchmarks.ijepa_step import PRESETS, JepaxStep, TorchStep, preset_main
 
 
 def jepax_stages(jx: JepaxStep) -> dict:
@@ -77,11 +75,7 @@ def measure(preset: str, repeats: int) -> dict:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu-tiny")
-    parser.add_argument("--repeats", type=int, default=8)
-    args = parser.parse_args(argv)
-    print(json.dumps(measure(args.preset, args.repeats)))
+    preset_main(__doc__, measure, argv, repeats=8)
 
 
 if __name__ == "__main__":

@@ -242,6 +242,22 @@ def main(argv=None):
               flush=True)
 
 
+def preset_parser(doc: str) -> argparse.ArgumentParser:
+    """A benchmark script's argument parser with the shared --preset flag (default cpu-tiny)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu-tiny")
+    return parser
+
+
+def preset_main(doc: str, measure, argv, **counts: int) -> None:
+    """Command line for `measure(preset, **counts)`: integer flags with the given defaults,
+    the result printed as one JSON line."""
+    parser = preset_parser(doc)
+    for name, default in counts.items():
+        parser.add_argument(f"--{name}", type=int, default=default)
+    print(json.dumps(measure(**vars(parser.parse_args(argv)))))
+
+
 def cpu_devices_arg(value: str):
     return value if value == "auto" else int(value)
 

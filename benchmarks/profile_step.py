@@ -10,7 +10,6 @@ threads, so the summed op time can exceed the step's wall time."""
 
 from __future__ import annotations
 
-import argparse
 import collections
 import gzip
 import json
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import jax
 
-from benchmarks.ijepa_step import PRESETS, JepaxStep
+from benchmarks.ijepa_step import PRESETS, JepaxStep, preset_main
 
 # Host-side and runtime events that enclose the ops rather than being ops.
 NOT_OPS = ("ThunkExecutor", "$", "SlinkyThreadPool", "PjitFunction", "CommonPjRt", "PjRt")
@@ -52,11 +51,7 @@ def measure(preset: str, steps: int) -> dict:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu-tiny")
-    parser.add_argument("--steps", type=int, default=3)
-    args = parser.parse_args(argv)
-    print(json.dumps(measure(args.preset, args.steps)))
+    preset_main(__doc__, measure, argv, steps=3)
 
 
 if __name__ == "__main__":
