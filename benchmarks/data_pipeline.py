@@ -17,7 +17,8 @@ import numpy as np
 
 from data_pipelines.images import image_source
 from data_pipelines.pipeline import train_dataset
-from jepax import cpu_devices, optim, sharding, state as state_lib, step as step_lib, train
+from benchmarks.ijepa_step import train_step_setup
+from jepax import cpu_devices, sharding, state as state_lib, step as step_lib, train
 from jepax.config import load_config
 from jepax.metrics import read_metrics
 from jepax.variants.ijepa import IJEPA
@@ -36,18 +37,12 @@ def loader_rate(config, variant, batches: int) -> float:
 
 
 def step_rate(config, variant, batch_np, steps: int) -> float:
-    mesh = sharding.make_mesh(config.mesh)
-    rules = sharding.rules_from_config(config.mesh)
-    sched = optim.schedules(config.optim, 1000)
-    tx = optim.optimizer(config.optim, sched)
-    with jax.set_mesh(mesh), sharding.use_rules(rules):
-        shardings = state_lib.state_shardings(variant, tx, mesh, rules)
-        abstract = state_lib.abstract_state(variant, tx, shardings)
-        state = state_lib.create(variant, tx, shardings, 0)
-        batch = sharding.global_batch(batch_np, mesh)
-        compiled = step_lib.compile_train_step(step_lib.make_train_step(variant, tx, sched),
-                                               abstract, sharding.abstract_like(batch),
-                                               sharding.replicated(mesh))
+    with train_step_setup(config, variant) as setup:
+        state = state_lib.create(variant, setup.tx, setup.shardings, 0)
+        batch = sharding.global_batch(batch_np, setup.mesh)
+        compiled = step_lib.compile_train_step(setup.train_step, setup.abstract,
+                                               sharding.abstract_like(batch),
+                                               sharding.replicated(setup.mesh))
         state, m = compiled(state, batch)
         jax.block_until_ready(m)
         t0 = time.perf_counter()

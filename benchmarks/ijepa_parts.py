@@ -9,7 +9,6 @@ stage (jepax, then PyTorch).
 
 from __future__ import annotations
 
-
 import jax
 
 from benchmarks.gemm import best_ms

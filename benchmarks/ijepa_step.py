@@ -13,8 +13,10 @@ of steps alternate between the two implementations to share the machine's drift.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
+import types
 
 import jax
 
@@ -77,36 +79,48 @@ def fixed_batch(p: dict, capacities: tuple[int, int], seed: int = 0) -> dict[str
     return batch
 
 
+@contextlib.contextmanager
+def train_step_setup(config, variant):
+    """What jepax.train builds around its train step (mesh, optimizer, state shardings, abstract
+    state, the step function), with the config's mesh and sharding rules active."""
+    from jepax import optim, sharding, state as state_lib, step as step_lib
+
+    mesh = sharding.make_mesh(config.mesh)
+    rules = sharding.rules_from_config(config.mesh)
+    sched = optim.schedules(config.optim, 1000)
+    tx = optim.optimizer(config.optim, sched)
+    with jax.set_mesh(mesh), sharding.use_rules(rules):
+        shardings = state_lib.state_shardings(variant, tx, mesh, rules)
+        yield types.SimpleNamespace(
+            mesh=mesh, tx=tx, shardings=shardings,
+            abstract=state_lib.abstract_state(variant, tx, shardings),
+            train_step=step_lib.make_train_step(variant, tx, sched))
+
+
 class JepaxStep:
     """The real jepax train step (same code path as jepax.train), on all local devices."""
 
     def __init__(self, p: dict, attention: str = "auto", pad_multiple: int = 1,
                  cpu_devices=None):
-        from jepax import cpu_devices as cpu_devices_lib, optim, sharding, state as state_lib
+        from jepax import cpu_devices as cpu_devices_lib, sharding, state as state_lib
         from jepax import step as step_lib
         from jepax.variants.ijepa import IJEPA
 
         self.config = jepax_config(p, attention, pad_multiple, cpu_devices)
         cpu_devices_lib.configure(self.config)  # as jepax.main does, before devices exist
         self.variant = IJEPA(self.config)
-        self.mesh = sharding.make_mesh(self.config.mesh)
-        rules = sharding.rules_from_config(self.config.mesh)
-        sched = optim.schedules(self.config.optim, 1000)
-        tx = optim.optimizer(self.config.optim, sched)
         masks = self.variant.masks
         self.batch_np = fixed_batch(p, (masks.context_capacity, masks.target_capacity))
-        with jax.set_mesh(self.mesh), sharding.use_rules(rules):
-            shardings = state_lib.state_shardings(self.variant, tx, self.mesh, rules)
-            abstract = state_lib.abstract_state(self.variant, tx, shardings)
-            self.batch = sharding.global_batch(self.batch_np, self.mesh)
+        with train_step_setup(self.config, self.variant) as setup:
+            self.batch = sharding.global_batch(self.batch_np, setup.mesh)
             # As jepax.train does: the initializer compiles alongside the step.
             t0 = time.perf_counter()
             self.compiled, init = step_lib.compile_concurrently(
-                (step_lib.lower_train_step(
-                    step_lib.make_train_step(self.variant, tx, sched), abstract,
-                    sharding.abstract_like(self.batch), sharding.replicated(self.mesh)),
+                (step_lib.lower_train_step(setup.train_step, setup.abstract,
+                                           sharding.abstract_like(self.batch),
+                                           sharding.replicated(setup.mesh)),
                  step_lib.step_compile_options()),
-                (state_lib.lower_create(self.variant, tx, shardings, seed=0),
+                (state_lib.lower_create(self.variant, setup.tx, setup.shardings, seed=0),
                  state_lib.CHEAP_COMPILE))
             self.compile_s = time.perf_counter() - t0
             self.state = init()

@@ -104,26 +104,20 @@ CHECK_DEPTHS = (2, 4)
 def xla_bytes(depth: int) -> int:
     """Per-device bytes (arguments + temporaries - aliased) of the compiled step at gpu-vitb's
     shapes in fp32 with FSDP over the 8 devices (run with 8 CPU devices: see `_xla_bytes`)."""
-    import jax
-
-    from benchmarks.ijepa_step import PRESETS, fixed_batch, jepax_config
-    from jepax import optim, sharding, state as state_lib, step as step_lib
+    from benchmarks.ijepa_step import PRESETS, fixed_batch, jepax_config, train_step_setup
+    from jepax import sharding, step as step_lib
     from jepax.variants.ijepa import IJEPA
 
     p = dict(PRESETS["gpu-vitb"], depth=depth, dtype="float32")
     c = jepax_config(p, attention="xla")
     c.mesh.update(data=1, fsdp=8)
     variant = IJEPA(c)
-    mesh, rules = sharding.make_mesh(c.mesh), sharding.rules_from_config(c.mesh)
-    sched = optim.schedules(c.optim, 1000)
-    tx = optim.optimizer(c.optim, sched)
     batch = fixed_batch(p, (variant.masks.context_capacity, variant.masks.target_capacity))
-    with jax.set_mesh(mesh), sharding.use_rules(rules):
-        shardings = state_lib.state_shardings(variant, tx, mesh, rules)
+    with train_step_setup(c, variant) as setup:
         compiled = step_lib.compile_train_step(
-            step_lib.make_train_step(variant, tx, sched),
-            state_lib.abstract_state(variant, tx, shardings),
-            sharding.abstract_like(sharding.global_batch(batch, mesh)), sharding.replicated(mesh))
+            setup.train_step, setup.abstract,
+            sharding.abstract_like(sharding.global_batch(batch, setup.mesh)),
+            sharding.replicated(setup.mesh))
     m = compiled.memory_analysis()
     return m.argument_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes
 
