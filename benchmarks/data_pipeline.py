@@ -15,17 +15,15 @@ import time
 import jax
 import numpy as np
 
-from data_pipelines.images import image_source
 from data_pipelines.pipeline import train_dataset
-from benchmarks.ijepa_step import train_step_setup
-from jepax import cpu_devices, sharding, state as state_lib, step as step_lib, train
+from jepax import cpu_devices, experiment, sharding, train
 from jepax.config import load_config
 from jepax.metrics import read_metrics
 from jepax.variants.ijepa import IJEPA
 
 
 def loader_rate(config, variant, batches: int) -> float:
-    it = iter(train_dataset(image_source(config.data, "train"), seed=0,
+    it = iter(train_dataset(variant.train_source(), seed=0,
                             global_batch=config.train.batch_size, example_fn=variant.example_fn(),
                             batch_fn=variant.batch_fn(), num_threads=config.data.num_threads,
                             prefetch=config.data.prefetch))
@@ -37,12 +35,11 @@ def loader_rate(config, variant, batches: int) -> float:
 
 
 def step_rate(config, variant, batch_np, steps: int) -> float:
-    with train_step_setup(config, variant) as setup:
-        state = state_lib.create(variant, setup.tx, setup.shardings, 0)
-        batch = sharding.global_batch(batch_np, setup.mesh)
-        compiled = step_lib.compile_train_step(setup.train_step, setup.abstract,
-                                               sharding.abstract_like(batch),
-                                               sharding.replicated(setup.mesh))
+    setup = experiment.build(config, variant, total_steps=1000)
+    with setup.active():
+        batch = setup.global_batch(batch_np)
+        compiled, init = setup.compile(sharding.abstract_like(batch))
+        state = init()
         state, m = compiled(state, batch)
         jax.block_until_ready(m)
         t0 = time.perf_counter()

@@ -13,10 +13,8 @@ of steps alternate between the two implementations to share the machine's drift.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import time
-import types
 
 import jax
 
@@ -79,31 +77,12 @@ def fixed_batch(p: dict, capacities: tuple[int, int], seed: int = 0) -> dict[str
     return batch
 
 
-@contextlib.contextmanager
-def train_step_setup(config, variant):
-    """What jepax.train builds around its train step (mesh, optimizer, state shardings, abstract
-    state, the step function), with the config's mesh and sharding rules active."""
-    from jepax import optim, sharding, state as state_lib, step as step_lib
-
-    mesh = sharding.make_mesh(config.mesh)
-    rules = sharding.rules_from_config(config.mesh)
-    sched = optim.schedules(config.optim, 1000)
-    tx = optim.optimizer(config.optim, sched)
-    with jax.set_mesh(mesh), sharding.use_rules(rules):
-        shardings = state_lib.state_shardings(variant, tx, mesh, rules)
-        yield types.SimpleNamespace(
-            mesh=mesh, tx=tx, shardings=shardings,
-            abstract=state_lib.abstract_state(variant, tx, shardings),
-            train_step=step_lib.make_train_step(variant, tx, sched))
-
-
 class JepaxStep:
     """The real jepax train step (same code path as jepax.train), on all local devices."""
 
     def __init__(self, p: dict, attention: str = "auto", pad_multiple: int = 1,
                  cpu_devices=None):
-        from jepax import cpu_devices as cpu_devices_lib, sharding, state as state_lib
-        from jepax import step as step_lib
+        from jepax import cpu_devices as cpu_devices_lib, experiment, sharding
         from jepax.variants.ijepa import IJEPA
 
         self.config = jepax_config(p, attention, pad_multiple, cpu_devices)
@@ -111,25 +90,17 @@ class JepaxStep:
         self.variant = IJEPA(self.config)
         masks = self.variant.masks
         self.batch_np = fixed_batch(p, (masks.context_capacity, masks.target_capacity))
-        with train_step_setup(self.config, self.variant) as setup:
-            self.batch = sharding.global_batch(self.batch_np, setup.mesh)
+        self.setup = experiment.build(self.config, self.variant, total_steps=1000)
+        with self.setup.active():
+            self.batch = self.setup.global_batch(self.batch_np)
             # As jepax.train does: the initializer compiles alongside the step.
             t0 = time.perf_counter()
-            self.compiled, init = step_lib.compile_concurrently(
-                (step_lib.lower_train_step(setup.train_step, setup.abstract,
-                                           sharding.abstract_like(self.batch),
-                                           sharding.replicated(setup.mesh)),
-                 step_lib.step_compile_options()),
-                (state_lib.lower_create(self.variant, setup.tx, setup.shardings, seed=0),
-                 state_lib.CHEAP_COMPILE))
+            self.compiled, init = self.setup.compile(sharding.abstract_like(self.batch))
             self.compile_s = time.perf_counter() - t0
             self.state = init()
         # Useful work only: padded tokens (pad_multiple > 1) cost time but are not counted.
         self.flops = IJEPA(jepax_config(p)).flops_per_step(p["batch"])
-        mem = self.compiled.memory_analysis()
-        self.peak_bytes = None if mem is None else int(
-            mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
-            - mem.alias_size_in_bytes)
+        self.peak_bytes = experiment.peak_bytes(self.compiled)
 
     def run(self, steps: int) -> float:
         """Seconds per step over `steps` steps (synchronised at the end)."""

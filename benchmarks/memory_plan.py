@@ -104,8 +104,8 @@ CHECK_DEPTHS = (2, 4)
 def xla_bytes(depth: int) -> int:
     """Per-device bytes (arguments + temporaries - aliased) of the compiled step at gpu-vitb's
     shapes in fp32 with FSDP over the 8 devices (run with 8 CPU devices: see `_xla_bytes`)."""
-    from benchmarks.ijepa_step import PRESETS, fixed_batch, jepax_config, train_step_setup
-    from jepax import sharding, step as step_lib
+    from benchmarks.ijepa_step import PRESETS, fixed_batch, jepax_config
+    from jepax import experiment, sharding
     from jepax.variants.ijepa import IJEPA
 
     p = dict(PRESETS["gpu-vitb"], depth=depth, dtype="float32")
@@ -113,11 +113,10 @@ def xla_bytes(depth: int) -> int:
     c.mesh.update(data=1, fsdp=8)
     variant = IJEPA(c)
     batch = fixed_batch(p, (variant.masks.context_capacity, variant.masks.target_capacity))
-    with train_step_setup(c, variant) as setup:
-        compiled = step_lib.compile_train_step(
-            setup.train_step, setup.abstract,
-            sharding.abstract_like(sharding.global_batch(batch, setup.mesh)),
-            sharding.replicated(setup.mesh))
+    setup = experiment.build(c, variant, total_steps=1000)
+    with setup.active():
+        compiled, _ = setup.compile(sharding.abstract_like(setup.global_batch(batch)),
+                                    with_init=False)
     m = compiled.memory_analysis()
     return m.argument_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from data_pipelines.errors import DataError
+
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_HELP = (
     "install the Debian package with `sudo apt-get install dataset-fashion-mnist` (puts the IDX "
@@ -23,10 +25,6 @@ FASHION_MNIST_HELP = (
     "https://github.com/zalandoresearch/fashion-mnist and set --config.data.path to their folder")
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-class DataError(ValueError):
-    """A dataset that is missing, corrupt, empty or of the wrong shape."""
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -202,18 +200,21 @@ class ProceduralShapes:
         return {"image": np.repeat(img[..., None], self.channels, -1), "label": np.int32(label)}
 
 
-def image_source(data_config, split: str):
-    """The configured source for `split` ('train' or 'test')."""
-    kind = data_config.dataset
-    if kind == "fashion_mnist":
-        return fashion_mnist(data_config.get("path"), split)
-    if kind == "image_folder":
-        return ImageFolder(os.path.join(data_config.path, split), data_config.channels)
-    if kind == "tfds":
-        return TFDSSource(data_config.tfds_name, split, data_config.get("data_dir"))
-    if kind == "procedural":
-        size = data_config.procedural_size if split == "train" else data_config.procedural_size // 5
-        return ProceduralShapes(size, data_config.image_size, data_config.channels,
-                                seed=0 if split == "train" else 1)
-    raise DataError(f"unknown data.dataset {kind!r}; use fashion_mnist, image_folder, tfds or "
-                    "procedural")
+# Factories for the sources registry (data_pipelines.sources): (data config, split) -> source.
+
+def fashion_mnist_source(data_config, split: str) -> ArraySource:
+    return fashion_mnist(data_config.get("path"), split)
+
+
+def image_folder_source(data_config, split: str) -> ImageFolder:
+    return ImageFolder(os.path.join(data_config.path, split), data_config.channels)
+
+
+def tfds_source(data_config, split: str) -> TFDSSource:
+    return TFDSSource(data_config.tfds_name, split, data_config.get("data_dir"))
+
+
+def procedural_source(data_config, split: str) -> ProceduralShapes:
+    size = data_config.procedural_size if split == "train" else data_config.procedural_size // 5
+    return ProceduralShapes(size, data_config.image_size, data_config.channels,
+                            seed=0 if split == "train" else 1)

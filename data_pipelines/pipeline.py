@@ -14,7 +14,7 @@ import grain
 import numpy as np
 from absl import flags
 
-from data_pipelines.images import DataError
+from data_pipelines.errors import DataError
 
 
 def train_dataset(source, *, seed: int, global_batch: int,
@@ -65,18 +65,16 @@ def prefetch_to_device(ds: grain.IterDataset, put: Callable[[dict], dict],
     return grain.experimental.ThreadPrefetchIterDataset(ds.map(put), prefetch_buffer_size=buffer)
 
 
-def labelled_arrays(source, limit: int | None, transform: Callable[[np.ndarray], np.ndarray],
-                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A fixed random subset (all if limit is None) of (images, labels) for evaluation."""
+def eval_arrays(source, limit: int | None,
+                transform: Callable[[dict], dict] | None = None,
+                seed: int = 0) -> dict[str, np.ndarray]:
+    """A fixed random subset (all if limit is None) of `source`'s examples, each passed through
+    `transform`, stacked key by key: {'image': (N, ...), 'label': (N,), ...}."""
     n = len(source)
     if n == 0:
         raise DataError("the evaluation dataset is empty")
     order = np.random.default_rng(seed).permutation(n)[: n if limit is None else min(limit, n)]
-    if hasattr(source, "images") and hasattr(source, "labels"):
-        images = source.images[order]
-        if transform is not None:
-            images = np.stack([transform(im) for im in images])
-        return images, source.labels[order]
     examples = [source[int(i)] for i in order]
-    return (np.stack([transform(e["image"]) for e in examples]),
-            np.asarray([e["label"] for e in examples], np.int32))
+    if transform is not None:
+        examples = [transform(e) for e in examples]
+    return {key: np.stack([np.asarray(e[key]) for e in examples]) for key in examples[0]}

@@ -43,6 +43,7 @@ Commands:
          --workdir=gs://BUCKET/ijepa"
 """
 
+from jepax import evaluators
 from jepax.config import any_type, base_config, finalize, parse_preset
 
 
@@ -58,7 +59,7 @@ def get_config(arg=None):
         attention="auto",         # auto (einsum on CPU, xla elsewhere) | einsum | xla | cudnn
         remat=False,              # recompute each block in the backward pass (large ViTs)
     )
-    c.data = dict(
+    c.data.update(
         dataset="fashion_mnist",  # fashion_mnist | image_folder | tfds | procedural
         path="",                  # fashion_mnist: IDX folder (default: Debian package's)
         tfds_name="", data_dir="",
@@ -82,12 +83,15 @@ def get_config(arg=None):
     c.train.steps = 1700
     c.train.batch_size = 128
     c.train.checkpoint_every = 250
-    c.train.eval_every = 0
     # The paper's lr 1e-3 is for batch 2048; at batch 128 it collapses the features faster
     # (400-step probe sweep on this config: 2.5e-4 > 1e-4 > 5e-4; EMA 0.996 >= 0.99 > 0.999).
     c.optim.update(lr=2.5e-4, start_lr=2.5e-5, warmup_steps=170)
-    c.eval.train_examples = 60000
-    c.eval.test_examples = 10000
+    # Frozen target-encoder features on Fashion-MNIST: all 60k training images, the 10k test set.
+    c.evals = dict(
+        linear_probe=evaluators.block("linear_probe", train_examples=60000, test_examples=10000),
+        knn=evaluators.block("knn", train_examples=60000, test_examples=10000),
+        rankme=evaluators.block("rankme", examples=60000),
+    )
 
     preset = parse_preset(arg, {"tiny": _tiny})
     if preset:
@@ -101,4 +105,6 @@ def _tiny(c):
     c.train.update(steps=60, batch_size=32, log_every=10, checkpoint_every=30)
     # A minute of training needs the larger step size to show learning (loss falls ~25%).
     c.optim.update(lr=1e-3, start_lr=1e-4, warmup_steps=10)
-    c.eval.update(train_examples=2000, test_examples=1000, probe_steps=100)
+    c.evals.linear_probe.update(train_examples=2000, test_examples=1000, steps=100)
+    c.evals.knn.update(train_examples=2000, test_examples=1000)
+    c.evals.rankme.examples = 2000

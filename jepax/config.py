@@ -26,7 +26,6 @@ def base_config() -> ml_collections.ConfigDict:
         steps=1000,
         batch_size=128,          # global batch, split over processes and the (data, fsdp) axes
         log_every=10,
-        eval_every=0,            # 0: evaluate only at the end
         checkpoint_every=200,
         keep_checkpoints=3,
         async_checkpoints=True,
@@ -36,6 +35,9 @@ def base_config() -> ml_collections.ConfigDict:
         run_steps=0,             # stop this invocation after this many steps (0: run to the end)
         allow_config_change=False,  # resume a workdir whose saved config trains something else
     )
+    # Every variant's data section starts with these: the source name (data_pipelines.sources)
+    # and how the grain pipeline reads it (threads, read-ahead, worker processes).
+    c.data = dict(dataset="", num_threads=1, prefetch=4, num_workers=0)
     c.optim = dict(
         lr=1e-3, start_lr=2e-4, final_lr=1e-6, warmup_steps=100,
         weight_decay=0.04, final_weight_decay=0.4,
@@ -51,16 +53,10 @@ def base_config() -> ml_collections.ConfigDict:
         peak_flops_per_device=0.0,  # 0: look up by device kind (unknown kinds report no MFU)
     )
     c.eval = dict(
-        evaluators=("linear_probe", "knn", "rankme"),
-        batch_size=512,
-        train_examples=10000,
-        test_examples=10000,
-        knn_k=20,
-        knn_temperature=0.07,
-        probe_steps=500,
-        probe_lr=1e-3,
-        probe_weight_decay=1e-4,
+        batch_size=512,          # examples per device batch when computing outputs to evaluate
+        evaluators=any_type(None),  # names of config.evals blocks to run (None: all)
     )
+    c.evals = {}                 # name -> evaluator block (jepax.evaluators.block)
     c.distributed = dict(
         mode="off",              # off | auto | explicit
         coordinator_address="",  # explicit: host:port of process 0
@@ -119,8 +115,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _positive(config, "train.steps", "train.batch_size", "train.log_every", "optim.lr",
               "eval.batch_size")
     for path in ("train.run_steps", "optim.start_lr", "optim.final_lr", "optim.weight_decay",
-                 "optim.final_weight_decay", "optim.warmup_steps", "train.eval_every",
-                 "train.checkpoint_every", "optim.grad_clip"):
+                 "optim.final_weight_decay", "optim.warmup_steps", "train.checkpoint_every",
+                 "optim.grad_clip"):
         section, key = path.split(".")
         if config[section][key] < 0:
             raise ConfigError(f"{path}={config[section][key]} must be >= 0")

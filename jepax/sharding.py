@@ -147,14 +147,19 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
 
 
-def global_batch(local: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
-    """Form global arrays from each process's local slice of the batch (leading dim)."""
-    sharding = batch_sharding(mesh)
+def global_batch(local: dict[str, np.ndarray], mesh: Mesh,
+                 replicated_keys: frozenset[str] = frozenset()) -> dict[str, jax.Array]:
+    """Global arrays from each process's local batch: keys in `replicated_keys` are whole on
+    every device (each process holds the same value), the rest are split over the batch axes
+    along their leading dim (each process holds its slice)."""
+    split, whole = batch_sharding(mesh), replicated(mesh)
+    shardings = {k: whole if k in replicated_keys else split for k in local}
     if jax.process_count() == 1:
         # The local batch is the global one: one device_put of the whole tree costs about half
         # of assembling each array from process-local data (it sits on the train loop's path).
-        return jax.device_put(local, sharding)
-    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), local)
+        return jax.device_put(local, shardings)
+    return {k: jax.tree.map(lambda x, sh=shardings[k]: jax.make_array_from_process_local_data(
+        sh, x), v) for k, v in local.items()}
 
 
 def abstract_like(tree: Any) -> Any:

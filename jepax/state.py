@@ -16,7 +16,7 @@ class TrainState:
     step: jax.Array          # int32 scalar: optimizer updates done
     params: Any              # trained parameters (e.g. {'encoder', 'predictor'})
     opt_state: Any
-    target: Any              # EMA target parameters
+    target: Any              # EMA target parameters; None for variants without one
     rng: jax.Array           # base key; step keys are fold_in(rng, step)
 
 
@@ -25,7 +25,8 @@ def _init_fn(variant, tx, seed: int):
         key = jax.random.PRNGKey(seed)
         params_key, rng = jax.random.split(key)
         params = variant.init_params(params_key)
-        target = jax.tree.map(jnp.copy, variant.target_source(params))
+        source = variant.ema_source(params)
+        target = None if source is None else jax.tree.map(jnp.copy, source)
         return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                           opt_state=tx.init(params), target=target, rng=rng)
     return init
@@ -42,7 +43,7 @@ def state_shardings(variant, tx, mesh, rules, seed: int = 0) -> TrainState:
     opt_sh = optax.tree_map_params(tx, lambda _, s: s, abstract.opt_state, param_sh,
                                    transform_non_params=lambda _: replicated)
     return TrainState(step=replicated, params=param_sh, opt_state=opt_sh,
-                      target=variant.target_source(param_sh), rng=replicated)
+                      target=variant.ema_source(param_sh), rng=replicated)
 
 
 def abstract_state(variant, tx, shardings: TrainState, seed: int = 0) -> TrainState:

@@ -19,9 +19,6 @@ def make_train_step(variant, tx: optax.GradientTransformation, sched: Schedules)
             state.params, state.target, batch, rng)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        momentum = sched.ema(state.step)
-        target = jax.tree.map(lambda t, p: momentum * t + (1.0 - momentum) * p,
-                              state.target, variant.target_source(params))
         grad_norm = optax.tree.norm(grads)
         metrics = {
             "loss": loss,
@@ -29,9 +26,14 @@ def make_train_step(variant, tx: optax.GradientTransformation, sched: Schedules)
             "finite": jnp.isfinite(loss) & jnp.isfinite(grad_norm),
             "lr": sched.lr(state.step),
             "weight_decay": sched.weight_decay(state.step),
-            "ema": momentum,
             **aux,
         }
+        target = state.target
+        if target is not None:  # variants without an EMA target keep None
+            momentum = sched.ema(state.step)
+            target = jax.tree.map(lambda t, p: momentum * t + (1.0 - momentum) * p,
+                                  target, variant.ema_source(params))
+            metrics["ema"] = momentum
         new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                                   target=target)
         return new_state, metrics
@@ -55,11 +57,6 @@ def step_compile_options() -> dict:
     return {"xla_llvm_disable_expensive_passes": True} if jax.default_backend() == "cpu" else {}
 
 
-def compile_train_step(train_step, abstract_state: TrainState, abstract_batch, metrics_sharding):
-    lowered = lower_train_step(train_step, abstract_state, abstract_batch, metrics_sharding)
-    return lowered.compile(compiler_options=step_compile_options())
-
-
 def compile_concurrently(*jobs):
     """Compile (lowered, compiler_options) pairs at the same time and return the executables in
     order. XLA compiles without holding the GIL, so on a multi-core host the train step and the
@@ -69,7 +66,3 @@ def compile_concurrently(*jobs):
                    for lowered, options in jobs]
         return [f.result() for f in futures]
 
-
-def make_features_fn(variant, target_shardings, mesh_batch_sharding, replicated):
-    return jax.jit(variant.features, in_shardings=(target_shardings, mesh_batch_sharding),
-                   out_shardings=replicated)

@@ -7,31 +7,29 @@ checkpoints, evaluations, preemption and NaN handling -> final checkpoint and ev
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import json
 import logging
-import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jax
 
-from data_pipelines.images import image_source
 from data_pipelines.pipeline import prefetch_to_device, train_dataset
-from jepax import checkpoint, config as config_lib, cpu_devices, distributed, flops, optim
-from jepax import sharding, state as state_lib, step as step_lib, variants
-from jepax.evaluators.runner import FeatureEvaluator
+from jepax import checkpoint, config as config_lib, cpu_devices, distributed, experiment, flops
+from jepax import sharding, state as state_lib
+from jepax.evaluators.runner import EvalRunner
 from jepax.metrics import MetricsWriter
 from jepax.preemption import Preempted, PreemptionGuard
+from jepax.variants.base import path_get, path_set
 
 log = logging.getLogger("jepax")
 
 # Keys that may differ when resuming a workdir: they don't change what is being trained.
-RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.eval_every",
-                     "train.checkpoint_every", "train.keep_checkpoints",
+RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
                      "train.async_checkpoints", "train.nan_policy", "train.max_rollbacks",
-                     "train.run_steps", "train.allow_config_change", "logging.", "eval.",
+                     "train.run_steps", "train.allow_config_change", "logging.", "eval.", "evals.",
                      "distributed.", "mesh.", "data.num_threads", "data.prefetch",
                      "data.num_workers", "data.path", "data.data_dir")
 
@@ -88,36 +86,43 @@ def check_workdir_config(workdir: Path, config) -> None:
             "or pass --config.train.allow_config_change=True to resume it anyway")
 
 
-def _validate_batching(config, mesh) -> None:
-    shards = mesh.shape["data"] * mesh.shape["fsdp"]
-    for name, size in (("train.batch_size", config.train.batch_size),
-                       ("eval.batch_size", config.eval.batch_size)):
-        if size % shards or size % jax.process_count():
-            raise config_lib.ConfigError(
-                f"{name}={size} is not divisible by the {shards} batch shards (mesh data x fsdp = "
-                f"{mesh.shape['data']} x {mesh.shape['fsdp']}) and {jax.process_count()} processes;"
-                f" use a multiple of {math.lcm(shards, jax.process_count())}")
-
-
-def _load_init_from(path: str, params, target):
-    """Encoder (and its EMA target) from another run's latest checkpoint."""
+def _load_init_from(path: str, state, transfer_paths: tuple[str, ...]):
+    """`state` with the parts the variant transfers (e.g. params/encoder and target) taken from
+    another run's latest checkpoint; every array must exist there with the same shape."""
     ckpt = checkpoint.Checkpointer(Path(path) / "checkpoints", keep=1, async_save=False)
     saved = ckpt.restore_params()
     ckpt.close()
-    ours = {"encoder": params["encoder"], "target": target}
-    loaded = {sharding.path_key(p): v for p, v in jax.tree_util.tree_flatten_with_path(
-        {"encoder": saved["params"]["encoder"], "target": saved["target"]})[0]}
-    flat, treedef = jax.tree_util.tree_flatten_with_path(ours)
-    key = lambda p: sharding.path_key(p)
-    problems = [f"{key(p)}: {getattr(loaded.get(key(p)), 'shape', 'missing')} vs {a.shape}"
-                for p, a in flat if getattr(loaded.get(key(p)), "shape", None) != a.shape]
-    if problems or len(loaded) != len(flat):
+    ours = {"params": state.params, "target": state.target}
+    problems = []
+    for part in transfer_paths:
+        try:
+            theirs = _by_path(path_get(saved, part))
+        except (KeyError, TypeError):
+            problems.append(f"{part} is missing there")
+            continue
+        mine = _by_path(path_get(ours, part))
+        shape = lambda arrays, k: tuple(arrays[k].shape) if k in arrays else "missing"
+        problems += [f"{part}/{k}: {shape(theirs, k)} there, {shape(mine, k)} here"
+                     for k in sorted(mine.keys() | theirs.keys())
+                     if shape(mine, k) != shape(theirs, k)]
+    if problems:
         raise config_lib.ConfigError(
-            f"train.init_from={path}: its encoder does not match this model "
-            f"({'; '.join(problems[:3]) or 'different parameter tree'}); use the same model.*")
-    new = [jax.device_put(loaded[key(p)].astype(a.dtype), a.sharding) for p, a in flat]
-    new = jax.tree_util.tree_unflatten(treedef, new)
-    return {**params, "encoder": new["encoder"]}, new["target"]
+            f"train.init_from={path}: its checkpoint does not match this model "
+            f"({'; '.join(problems[:3])}); use the same model.* settings")
+    for part in transfer_paths:
+        theirs = _by_path(path_get(saved, part))
+        flat, treedef = jax.tree_util.tree_flatten_with_path(path_get(ours, part))
+        loaded = treedef.unflatten([
+            jax.device_put(theirs[sharding.path_key(p)].astype(a.dtype), a.sharding)
+            for p, a in flat])
+        ours = path_set(ours, part, loaded)
+    return state.replace(params=ours["params"], target=ours["target"])
+
+
+def _by_path(tree) -> dict:
+    """{'transformer/blocks/0/...': array}: checkpoints store list indices as string keys, so
+    trees are matched by path name, not by structure."""
+    return {sharding.path_key(p): v for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
 def run(config, workdir: str | Path | None = None) -> dict[str, Any]:
@@ -134,40 +139,43 @@ def run(config, workdir: str | Path | None = None) -> dict[str, Any]:
     config_lib.validate(config)
     check_workdir_config(workdir, config)
 
-    mesh = sharding.make_mesh(config.mesh)
-    rules = sharding.rules_from_config(config.mesh)
-    _validate_batching(config, mesh)
-    variant = variants.build(config)
+    setup = experiment.build(config)
     log.info("run %s in %s: %s on mesh %s (%d processes)", config.name, workdir, config.variant,
-             dict(mesh.shape), jax.process_count())
-    with jax.set_mesh(mesh), sharding.use_rules(rules):
-        loop = _Loop(config, workdir, mesh, rules, variant)
+             dict(setup.mesh.shape), jax.process_count())
+    with setup.active():
+        loop = _Loop(config, workdir, setup)
         try:
             return loop.run()
         finally:
             loop.close()
 
 
+@dataclasses.dataclass(frozen=True)
+class Hook:
+    """Work between steps (checkpoints, evaluations): `fn(step)` after each step where
+    `due(step)`; the step's loss is checked first, and its time is not counted as step time."""
+    fn: Callable[[int], None]
+    due: Callable[[int], bool]
+
+
 class _Loop:
     """One invocation of training: owns the state, the data stream and the checkpointer."""
 
-    def __init__(self, config, workdir: Path, mesh, rules, variant):
-        self.config, self.workdir, self.mesh, self.variant = config, workdir, mesh, variant
+    def __init__(self, config, workdir: Path, setup: experiment.Setup):
+        self.config, self.workdir, self.setup = config, workdir, setup
+        self.variant, self.mesh = setup.variant, setup.mesh
         self.total = int(config.train.steps)
-        self.sched = optim.schedules(config.optim, self.total)
-        self.tx = optim.optimizer(config.optim, self.sched)
-        self.shardings = state_lib.state_shardings(variant, self.tx, mesh, rules, config.seed)
-        self.abstract = state_lib.abstract_state(variant, self.tx, self.shardings, config.seed)
         self.data = iter(prefetch_to_device(train_dataset(
-            image_source(config.data, "train"), seed=config.seed,
-            global_batch=config.train.batch_size, example_fn=variant.example_fn(),
-            batch_fn=variant.batch_fn(), num_threads=config.data.num_threads,
+            self.variant.train_source(), seed=config.seed,
+            global_batch=config.train.batch_size, example_fn=self.variant.example_fn(),
+            batch_fn=self.variant.batch_fn(), num_threads=config.data.num_threads,
             prefetch=config.data.prefetch, num_workers=config.data.num_workers),
-            functools.partial(sharding.global_batch, mesh=mesh)))
+            setup.global_batch))
         self.ckpt = checkpoint.Checkpointer(workdir / "checkpoints",
                                             keep=config.train.keep_checkpoints,
                                             async_save=config.train.async_checkpoints)
         self.guard = PreemptionGuard()
+        self.hooks: list[Hook] = []
         self.state = None
         self.writer = None
         self.consumed = 0        # batches drawn from the stream (trained on or skipped)
@@ -178,27 +186,28 @@ class _Loop:
         self.last_loss = None
         self.last_saved = None
 
+    def add_hook(self, fn: Callable[[int], None], every: int = 0,
+                 when: Callable[[int], bool] | None = None) -> None:
+        """Run `fn(step)` after every `every`-th step, or after steps where `when(step)`."""
+        self.hooks.append(Hook(fn, when or (lambda step: bool(every) and step % every == 0)))
+
     # -- state -------------------------------------------------------------------------------
     def _restore(self) -> bool:
-        state, meta = self.ckpt.restore_latest(self.abstract, self.data)
+        state, meta = self.ckpt.restore_latest(self.setup.abstract, self.data)
         if state is None:
             return False
         self._adopt(state, meta)
         log.info("resuming from checkpoint at step %d in %s", self.step, self.ckpt.directory)
         return True
 
-    def _lower_init(self):
-        return (state_lib.lower_create(self.variant, self.tx, self.shardings, self.config.seed),
-                state_lib.CHEAP_COMPILE)
-
     def _start_fresh(self, init) -> None:
         self.state = init()
         self.step = 0
         if self.config.train.init_from:
-            params, target = _load_init_from(self.config.train.init_from, self.state.params,
-                                             self.state.target)
-            self.state = self.state.replace(params=params, target=target)
-            log.info("initialized the encoder from %s", self.config.train.init_from)
+            self.state = _load_init_from(self.config.train.init_from, self.state,
+                                         self.variant.transfer_paths)
+            log.info("initialized %s from %s", ", ".join(self.variant.transfer_paths),
+                     self.config.train.init_from)
         checkpoint.save_run_config(self.workdir, self.config.to_json(indent=2))
         if self.config.train.nan_policy == "rollback":
             self._save()  # something to roll back to, even before the first periodic save
@@ -209,17 +218,11 @@ class _Loop:
         A fresh run compiles its initializer alongside the step. With nan_policy=rollback the
         initial state is saved before the first batch is drawn, so it is created first."""
         if not self._restore() and self.config.train.nan_policy == "rollback":
-            init, = step_lib.compile_concurrently(self._lower_init())
-            self._start_fresh(init)
+            self._start_fresh(self.setup.create_state)
         self._peeked = self._next_batch()  # its shapes define the compiled step
-        step_job = (step_lib.lower_train_step(
-            step_lib.make_train_step(self.variant, self.tx, self.sched), self.abstract,
-            sharding.abstract_like(self._peeked[0]), sharding.replicated(self.mesh)),
-            step_lib.step_compile_options())
-        if self.state is not None:
-            compiled, = step_lib.compile_concurrently(step_job)
-        else:
-            compiled, init = step_lib.compile_concurrently(step_job, self._lower_init())
+        compiled, init = self.setup.compile(sharding.abstract_like(self._peeked[0]),
+                                            with_init=self.state is None)
+        if init is not None:
             self._start_fresh(init)
         return compiled
 
@@ -284,7 +287,7 @@ class _Loop:
                 f"(train.max_rollbacks); the last good checkpoint is step {self.last_saved} in "
                 f"{self.ckpt.directory}. Lower --config.optim.lr or check the data")
         self.ckpt.wait()
-        state, meta = self.ckpt.restore_latest(self.abstract, self.data)
+        state, meta = self.ckpt.restore_latest(self.setup.abstract, self.data)
         self._adopt(state, meta)
         self.skipped.add(bad.position)
         self.writer.rewind(self.step)
@@ -300,10 +303,7 @@ class _Loop:
         compiled = self._prepare()
         compile_s = time.perf_counter() - t0
         log.info("parameter sharding:\n%s", sharding.sharding_report(self.state.params))
-        mem = compiled.memory_analysis()
-        peak_bytes = None if mem is None else int(
-            mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
-            - mem.alias_size_in_bytes)
+        peak_bytes = experiment.peak_bytes(compiled)
         log.info("state ready and train step compiled in %.1fs (peak device memory %s MiB per "
                  "device)", compile_s, None if peak_bytes is None else round(peak_bytes / 2 ** 20, 1))
         self.writer = MetricsWriter(self.workdir, total_steps=self.total, start_step=self.step,
@@ -314,14 +314,17 @@ class _Loop:
         self.writer.write_event("compile", seconds=compile_s, peak_bytes_per_device=peak_bytes,
                                 flops_per_step=self.flops_per_step)
         self.peak = flops.peak_flops_per_device(self.config.logging.peak_flops_per_device)
-        evaluator = FeatureEvaluator(self.config, self.variant, self.mesh, self.shardings.target,
-                                     self.workdir, poll=self.guard.check)
-        random_target = lambda: state_lib.create(self.variant, self.tx, self.shardings,
-                                                 self.config.seed + 1).target
-        summary = {"workdir": str(self.workdir), "compile_s": compile_s, "eval": {},
-                   "preempted": False}
         train_cfg = self.config.train
         stop = min(self.total, self.step + train_cfg.run_steps) if train_cfg.run_steps else self.total
+        evaluate = self._evaluation()
+        every = train_cfg.checkpoint_every
+        self.add_hook(lambda step: self._save(),
+                      when=lambda step: bool(every) and step % every == 0 or step == stop)
+        if evaluate:
+            self.add_hook(lambda step: evaluate(step, final=False),
+                          when=lambda step: evaluate.due(step) and step < self.total)
+        summary = {"workdir": str(self.workdir), "compile_s": compile_s, "eval": {},
+                   "preempted": False}
         if self.step >= self.total:
             log.info("already at step %d of %d: nothing to train", self.step, self.total)
         self.last_done = time.perf_counter()
@@ -330,16 +333,13 @@ class _Loop:
                 if self.guard.stop_at(self.step):
                     raise Preempted()
                 try:
-                    self._train_step(compiled, stop)
-                    if (train_cfg.eval_every and self.step % train_cfg.eval_every == 0
-                            and self.step < self.total):
-                        evaluator(self.step, self.state.target, random_target)
-                        self.last_done = time.perf_counter()  # evaluation is not step time
+                    self._train_step(compiled)
+                    self._run_hooks()
                 except _Rollback as bad:
                     self._rollback(bad)
             self._finish()
-            if self.step == self.total and self.config.eval.evaluators:
-                summary["eval"] = evaluator(self.step, self.state.target, random_target)
+            if self.step == self.total and evaluate:
+                summary["eval"] = evaluate(self.step)
         except Preempted:
             self._finish()
             if self.last_saved != self.step:
@@ -351,9 +351,21 @@ class _Loop:
         summary.update(step=self.step, loss=self.last_loss, rollbacks=self.rollbacks)
         return summary
 
-    def _train_step(self, compiled, stop) -> None:
-        """Dispatch one step, then log the previous one; checkpoint when due (after checking
-        this step's loss, so no checkpoint ever holds a non-finite state)."""
+    def _evaluation(self) -> EvalRunner:
+        """The evaluation runner of this run's state (falsy when nothing is evaluated)."""
+        setup, variant = self.setup, self.variant
+
+        def random_params():
+            fresh = setup.create_state(self.config.seed + 1)
+            return variant.eval_params(fresh.params, fresh.target)
+
+        return EvalRunner(
+            self.config, variant, setup.eval_param_shardings(), self.mesh, self.workdir,
+            current_params=lambda: variant.eval_params(self.state.params, self.state.target),
+            random_params=random_params, poll=self.guard.check)
+
+    def _train_step(self, compiled) -> None:
+        """Dispatch one step, then log the previous one."""
         t0 = time.perf_counter()
         batch, position = self._next_batch()
         data_wait = time.perf_counter() - t0
@@ -361,12 +373,16 @@ class _Loop:
         self._finish()
         self.step += 1
         self.pending = (self.step, metrics, data_wait, position)
-        every, eval_every = self.config.train.checkpoint_every, self.config.train.eval_every
-        save = (every and self.step % every == 0) or self.step == stop
-        if save or (eval_every and self.step % eval_every == 0):
+
+    def _run_hooks(self) -> None:
+        """The hooks due after this step, once its loss is known to be finite (so no checkpoint
+        ever holds a non-finite state)."""
+        due = [hook for hook in self.hooks if hook.due(self.step)]
+        if due:
             self._finish()
-        if save:
-            self._save()
+            for hook in due:
+                hook.fn(self.step)
+            self.last_done = time.perf_counter()  # hook time is not step time
 
     def close(self) -> None:
         self.guard.close()

@@ -17,7 +17,10 @@ from pathlib import Path
 
 from jepax.metrics import read_metrics
 
-COLUMNS = (("linear_probe_acc", "linear probe acc"), ("knn_acc", "k-NN acc"), ("rankme", "RankMe"))
+# Display name and format of known metrics, in table order; other metrics follow as they are.
+COLUMNS = {"linear_probe_acc": ("linear probe acc", ".3f"), "knn_acc": ("k-NN acc", ".3f"),
+           "rankme": ("RankMe", ".1f")}
+HIDDEN = ("linear_probe_train_acc", "rankme_max")
 
 
 def table(workdir: Path) -> list[str]:
@@ -28,17 +31,22 @@ def table(workdir: Path) -> list[str]:
     result = json.loads(evals[-1].read_text())
     train_s = sum(r["step_s"] for r in read_metrics(workdir))
     config = json.loads((workdir / "config.json").read_text())
-    lines = [f"| features (step {result['step']}) | " + " | ".join(c[1] for c in COLUMNS) + " |",
-             "| --- |" + " --- |" * len(COLUMNS)]
-    for name, row in result.items():
-        if name != "step":
-            lines.append(f"| {name} | " + " | ".join(
-                f"{row[k]:.3f}" if k != "rankme" else f"{row[k]:.1f}" for k, _ in COLUMNS) + " |")
+    rows = {name: row for name, row in result.items() if name != "step"}
+    metrics = [k for k in COLUMNS if any(k in r for r in rows.values())]
+    metrics += sorted({k for r in rows.values() for k in r} - set(metrics) - set(HIDDEN))
+    label = lambda k: COLUMNS.get(k, (k, ".3f"))
+    lines = [f"| outputs (step {result['step']}) | " + " | ".join(label(k)[0] for k in metrics)
+             + " |", "| --- |" + " --- |" * len(metrics)]
+    for name, row in rows.items():
+        lines.append(f"| {name} | " + " | ".join(
+            format(row[k], label(k)[1]) if isinstance(row.get(k), (int, float)) else ""
+            for k in metrics) + " |")
     lines.append("")
+    sizes = "; ".join(f"{name} on {', '.join(f'{b[k]} {k}' for k in b if k.endswith('examples'))}"
+                      for name, b in config.get("evals", {}).items())
     lines.append(f"{result['step']} steps of batch {config['train']['batch_size']} in "
                  f"{train_s / 60:.1f} min of training on {platform.processor() or platform.machine()}"
-                 f" ({cpu_name()}); probe on {config['eval']['train_examples']} train / "
-                 f"{config['eval']['test_examples']} test images.")
+                 f" ({cpu_name()}); evaluation: {sizes}.")
     return lines
 
 

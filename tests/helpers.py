@@ -21,8 +21,10 @@ def small_ijepa(**overrides):
     c.model.update(width=32, depth=1, heads=2, pred_width=16, pred_depth=1, pred_heads=2)
     c.train.update(steps=6, batch_size=16, log_every=1, checkpoint_every=3)
     c.data.update(num_threads=1, prefetch=2)
-    c.eval.update(evaluators=(), train_examples=256, test_examples=128, probe_steps=50,
-                  batch_size=64)
+    c.eval.update(evaluators=(), batch_size=64)
+    c.evals.linear_probe.update(train_examples=256, test_examples=128, steps=50)
+    c.evals.knn.update(train_examples=256, test_examples=128)
+    c.evals.rankme.examples = 256
     c.logging.update(progress=False, tensorboard=False)
     for key, value in overrides.items():
         section, name = key.split("__")
@@ -34,8 +36,10 @@ def small_flags():
     """CLI overrides equal to tests.helpers.small_ijepa."""
     c = small_ijepa()
     flags = []
-    for section in ("model", "train", "data", "eval", "logging"):
-        for key, value in c[section].items():
+    sections = {"model": c.model, "train": c.train, "data": c.data, "eval": c.eval,
+                "logging": c.logging, **{f"evals.{k}": v for k, v in c.evals.items()}}
+    for section, values in sections.items():
+        for key, value in values.items():
             if isinstance(value, (tuple, list)):
                 value = "(" + ",".join(repr(v) for v in value) + ("," if len(value) == 1 else "") + ")"
             flags.append(f"--config.{section}.{key}={value}")

@@ -10,7 +10,7 @@ from PIL import Image
 
 from data_pipelines import images as img
 from data_pipelines.masks.multiblock import MultiBlockMasks, MultiBlockSpec
-from data_pipelines.pipeline import labelled_arrays, train_dataset
+from data_pipelines.pipeline import eval_arrays, train_dataset
 from data_pipelines.transforms import augment, random_resized_crop
 
 
@@ -169,10 +169,13 @@ def test_pipeline_errors(fmnist):
         train_dataset([], seed=0, global_batch=4)
 
 
-def test_labelled_arrays_fixed_subset(fmnist):
-    x1, y1 = labelled_arrays(fmnist, 100, None)
-    x2, y2 = labelled_arrays(fmnist, 100, None)
-    assert x1.shape == (100, 28, 28, 1)
-    np.testing.assert_array_equal(y1, y2)
-    xs, ys = labelled_arrays(img.ProceduralShapes(30, 12), None, lambda im: im[:8, :8])
-    assert xs.shape == (30, 8, 8, 1) and sorted(ys.tolist()) == sorted([i % 10 for i in range(30)])
+def test_eval_arrays_are_a_fixed_subset_stacked_by_key(fmnist):
+    a1, a2 = eval_arrays(fmnist, 100), eval_arrays(fmnist, 100)
+    assert a1["image"].shape == (100, 28, 28, 1) and a1["label"].dtype == np.int32
+    np.testing.assert_array_equal(a1["label"], a2["label"])
+    np.testing.assert_array_equal(a1["image"], a2["image"])
+    assert not np.array_equal(eval_arrays(fmnist, 100, seed=1)["label"], a1["label"])
+    crop = lambda e: {**e, "image": e["image"][:8, :8]}
+    shapes = eval_arrays(img.ProceduralShapes(30, 12), None, crop)
+    assert shapes["image"].shape == (30, 8, 8, 1)
+    assert sorted(shapes["label"].tolist()) == sorted(i % 10 for i in range(30))

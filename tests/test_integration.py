@@ -9,7 +9,7 @@ import pytest
 from jepax import checkpoint, train
 from jepax.config import ConfigError
 from jepax.metrics import read_metrics
-from data_pipelines.images import DataError
+from data_pipelines.errors import DataError
 from tests.helpers import IJEPA, losses, run_main, small_flags, small_ijepa, tree_digest
 
 
@@ -135,13 +135,15 @@ def test_init_from_another_run(continuous, tmp_path):
 
 
 def test_evaluators_write_results(tmp_path):
-    config = small_ijepa(train__steps=4, train__eval_every=2)
-    config.eval.evaluators = ("linear_probe", "knn", "rankme")
+    config = small_ijepa(train__steps=4)
+    config.eval.evaluators = None  # every block of config.evals
+    config.evals.knn.every = 2
     summary = train.run(config, tmp_path)
     rows = summary["eval"]
     assert set(rows) == {"pretrained", "random init", "raw pixels"}
     assert rows["raw pixels"]["linear_probe_acc"] > 0.6  # Fashion-MNIST pixels are informative
     assert 1 <= rows["pretrained"]["rankme"] <= rows["pretrained"]["rankme_max"]
-    assert (tmp_path / "results" / "eval_step2.json").exists()
+    step2 = json.loads((tmp_path / "results" / "eval_step2.json").read_text())
+    assert set(step2["pretrained"]) == {"knn_acc"}  # only the block due at step 2 ran
     table = (tmp_path / "results" / "eval.md").read_text()
     assert table.count("| raw pixels |") == 2 and "knn_acc" in table

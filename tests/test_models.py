@@ -64,7 +64,8 @@ def test_encoder_and_predictor_shapes(model):
     tidx = jnp.tile(jnp.arange(20, 26, dtype=jnp.int32), (b, 4, 1))
     pred = predictor(params["predictor"], z, idx, valid, tidx, jnp.ones((b, 4, 6), bool))
     assert pred.shape == (b, 4, 6, config.model.width)
-    assert jax.jit(variant.features)(params["encoder"], images).shape == (b, config.model.width)
+    features = jax.jit(variant.outputs)(params["encoder"], {"image": images})["features"]
+    assert features.shape == (b, config.model.width)
 
 
 def test_context_encoder_drops_tokens_and_ignores_padding(model):

@@ -13,7 +13,8 @@ import jax
 import numpy as np
 import pytest
 
-from data_pipelines.images import ArraySource, DataError
+from data_pipelines.errors import DataError
+from data_pipelines.images import ArraySource
 from data_pipelines.masks.multiblock import MaskConfigError
 from jepax import checkpoint, train
 from jepax.config import ConfigError
@@ -87,9 +88,10 @@ def test_sigterm_checkpoints_and_exits_zero_then_resumes_exactly(reference, tmp_
 
 
 def test_sigterm_during_evaluation_stops_cleanly(tmp_path):
-    proc = start_main(tmp_path, "--config.train.steps=4", "--config.train.eval_every=2",
+    proc = start_main(tmp_path, "--config.train.steps=4", "--config.evals.linear_probe.every=2",
                       "--config.eval.evaluators=('linear_probe',)",
-                      "--config.eval.train_examples=60000", "--config.eval.test_examples=10000")
+                      "--config.evals.linear_probe.train_examples=60000",
+                      "--config.evals.linear_probe.test_examples=10000")
     wait_for_step(tmp_path, 2, proc)
     time.sleep(1.0)  # inside the evaluation of step 2 (feature extraction of 70k images)
     proc.send_signal(signal.SIGTERM)

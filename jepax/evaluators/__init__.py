@@ -1,1 +1,69 @@
-"""Evaluators over frozen features: linear probe, k-NN and RankMe (collapse monitor)."""
+"""Evaluator registry: each evaluator is a plug-in configured by its own config block.
+
+An experiment lists its evaluations in ``config.evals``, one block each (big_vision's
+``config.evals`` is the model)::
+
+    c.evals = dict(
+        linear_probe=evaluators.block("linear_probe", train_examples=60000),
+        knn=evaluators.block("knn", k=20, every=500),
+    )
+
+A block's ``type`` picks the class here and its other keys are that class's ``DEFAULTS``
+(unknown keys are errors); ``every`` is how often it runs (0: only at the end of training).
+``config.eval.evaluators`` (None: all) chooses which blocks run, e.g. ``--config.eval.evaluators=()``.
+Entries are ``"module:Class"`` paths imported on first use; add your own with :func:`register`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from jepax.config import ConfigError
+
+EVALUATORS: dict[str, str | type] = {
+    "linear_probe": "jepax.evaluators.linear_probe:LinearProbe",
+    "knn": "jepax.evaluators.knn:KNN",
+    "rankme": "jepax.evaluators.rankme:RankMe",
+}
+
+
+def register(type_name: str, evaluator: str | type) -> None:
+    EVALUATORS[type_name] = evaluator
+
+
+def evaluator_class(type_name: str) -> type:
+    if type_name not in EVALUATORS:
+        raise ConfigError(f"unknown evaluator type {type_name!r}; available: "
+                          f"{', '.join(sorted(EVALUATORS))}")
+    entry = EVALUATORS[type_name]
+    if isinstance(entry, str):
+        module, _, cls = entry.partition(":")
+        entry = getattr(importlib.import_module(module), cls)
+    return entry
+
+
+def block(type_name: str, **overrides: Any) -> dict[str, Any]:
+    """A config block for an evaluator of `type_name`: its defaults with `overrides`."""
+    defaults = evaluator_class(type_name).DEFAULTS
+    unknown = set(overrides) - set(defaults) - {"every"}
+    if unknown:
+        raise ConfigError(f"evaluator {type_name!r} has no setting {sorted(unknown)}; its "
+                          f"settings: {', '.join(['every', *defaults])}")
+    return {"type": type_name, "every": 0, **defaults, **overrides}
+
+
+def build(name: str, config_block) -> Any:
+    """The evaluator for block `name` of config.evals (it checks its own values)."""
+    return evaluator_class(config_block["type"])(name, config_block)
+
+
+def selected(config) -> list[str]:
+    """Names of the config.evals blocks to run (config.eval.evaluators; None: all)."""
+    chosen = config.eval.evaluators
+    names = list(config.evals) if chosen is None else list(chosen)
+    missing = [n for n in names if n not in config.evals]
+    if missing:
+        raise ConfigError(f"config.eval.evaluators names {missing}, which config.evals does not "
+                          f"define; defined: {', '.join(config.evals) or 'none'}")
+    return names

@@ -4,6 +4,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from jepax.evaluators.base import FeatureEvaluator, check
+
+
+class KNN(FeatureEvaluator):
+    DEFAULTS = {**FeatureEvaluator.DEFAULTS, "k": 20, "temperature": 0.07}
+    columns = ("knn_acc",)
+
+    def __init__(self, name, config_block):
+        super().__init__(name, config_block)
+        check(name, config_block, positive=("k", "temperature"))
+
+    def evaluate(self, row):
+        data = self.split_data(row)
+        if data is None:
+            return {}
+        return knn(*data, k=self.block["k"], temperature=self.block["temperature"])
+
 
 def knn(train_x, train_y, test_x, test_y, *, k: int = 20, temperature: float = 0.07,
         chunk: int = 1024) -> dict:

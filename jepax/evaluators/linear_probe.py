@@ -9,6 +9,26 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jepax.evaluators.base import FeatureEvaluator, check
+
+
+class LinearProbe(FeatureEvaluator):
+    """Linear probe on frozen outputs: test accuracy (and train accuracy, to see overfitting)."""
+
+    DEFAULTS = {**FeatureEvaluator.DEFAULTS, "steps": 500, "weight_decay": 1e-4}
+    columns = ("linear_probe_acc",)
+
+    def __init__(self, name, config_block):
+        super().__init__(name, config_block)
+        check(name, config_block, positive=("steps",), nonnegative=("weight_decay",))
+
+    def evaluate(self, row):
+        data = self.split_data(row)
+        if data is None:
+            return {}
+        return linear_probe(*data, steps=self.block["steps"],
+                            weight_decay=self.block["weight_decay"])
+
 
 def linear_probe(train_x, train_y, test_x, test_y, *, steps: int = 500,
                  weight_decay: float = 1e-4) -> dict:

@@ -5,6 +5,26 @@ from __future__ import annotations
 
 import numpy as np
 
+from jepax.evaluators.base import check
+
+
+class RankMe:
+    """Effective rank of one split's outputs (no labels needed)."""
+
+    DEFAULTS = {"outputs": "features", "split": "train", "examples": 10000}
+    columns = ("rankme",)
+
+    def __init__(self, name, config_block):
+        self.block = config_block
+        self.every = int(config_block["every"])
+        check(name, config_block, positive=("examples",), nonnegative=("every",))
+
+    def evaluate(self, row):
+        data = row.data(self.block["split"], self.block["examples"])
+        if self.block["outputs"] not in data:
+            return {}
+        return rankme(data[self.block["outputs"]])
+
 
 def rankme(features, max_samples: int = 25600) -> dict:
     x = np.asarray(features, np.float64)[:max_samples]

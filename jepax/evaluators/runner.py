@@ -1,5 +1,12 @@
-"""Evaluate a run's frozen target encoder (and, once per run, two baselines: a randomly
-initialised encoder and raw pixels) with the configured evaluators."""
+"""Run the configured evaluators (jepax.evaluators) on a run's model and its comparison rows.
+
+Rows: 'pretrained' (the variant's eval_params of the current state), 'random init' (the same
+model freshly initialised with another seed) and the variant's model-free baselines. Evaluation
+data comes from the variant (eval_source + eval_example_fn); each (split, examples) subset is
+loaded once per run, and each row's outputs on it are computed once per evaluation and shared by
+every evaluator that reads them. Rows that do not change during training (random init,
+baselines) are evaluated once per run.
+"""
 
 from __future__ import annotations
 
@@ -10,62 +17,104 @@ from typing import Callable
 import jax
 import numpy as np
 
-from data_pipelines.images import image_source
-from data_pipelines.pipeline import labelled_arrays
+from data_pipelines.pipeline import eval_arrays
+from jepax import evaluators as registry
 from jepax import sharding
-from jepax.evaluators.report import evaluate_features, pixel_features, write_results
+from jepax.evaluators.base import Row
+from jepax.evaluators.report import write_results
 
 log = logging.getLogger("jepax")
 
 
-class FeatureEvaluator:
-    def __init__(self, config, variant, mesh, target_shardings, workdir,
+class EvalRunner:
+    def __init__(self, config, variant, eval_param_shardings, mesh, workdir, *,
+                 current_params: Callable[[], object], random_params: Callable[[], object],
                  poll: Callable[[], None] = lambda: None):
+        """`current_params()`: what to evaluate now (the variant's eval_params of the train
+        state); `random_params()`: the same for a fresh initialisation (called once)."""
         self.config, self.variant, self.mesh, self.workdir = config, variant, mesh, workdir
+        self.current_params, self.random_params = current_params, random_params
         self.poll = poll  # called between batches: raises to abandon the evaluation
-        self.features = jax.jit(variant.features, in_shardings=(
-            target_shardings, sharding.batch_sharding(mesh)), out_shardings=sharding.replicated(mesh))
-        self.data = None
-        self.baselines = None
+        self.evaluators = {name: registry.build(name, config.evals[name])
+                           for name in registry.selected(config)}
+        self.outputs_fn = jax.jit(variant.outputs, in_shardings=(
+            eval_param_shardings, sharding.batch_sharding(mesh)),
+            out_shardings=sharding.replicated(mesh))
+        self._arrays: dict[tuple, dict[str, np.ndarray]] = {}
+        self._comparison: list[Row] | None = None  # random init + baselines, built once
+        self._fixed: dict[tuple[str, str], dict] = {}  # (row, evaluator) -> metrics
 
-    def _arrays(self, split: str, limit):
-        source = image_source(self.config.data, split)
-        return labelled_arrays(source, limit, self.variant.eval_transform())
+    def __bool__(self) -> bool:
+        return bool(self.evaluators)
 
-    def _extract(self, target, images: np.ndarray) -> np.ndarray:
-        """Features for `images` in fixed-size batches (the last one padded)."""
+    def due(self, step: int) -> bool:
+        return any(e.every and step % e.every == 0 for e in self.evaluators.values())
+
+    # -- data --------------------------------------------------------------------------------
+    def arrays(self, split: str, examples: int | None) -> dict[str, np.ndarray]:
+        key = (split, examples)
+        if key not in self._arrays:
+            self._arrays[key] = eval_arrays(self.variant.eval_source(split), examples,
+                                            self.variant.eval_example_fn())
+        return self._arrays[key]
+
+    def _extract(self, params, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The variant's outputs for every example, in fixed-size batches (the last padded)."""
         bs = self.config.eval.batch_size
         sh = sharding.batch_sharding(self.mesh)
-        out = []
-        for start in range(0, len(images), bs):
+        inputs = {k: arrays[k] for k in self.variant.eval_inputs}
+        n = len(next(iter(inputs.values())))
+        chunks = []
+        for start in range(0, n, bs):
             self.poll()
-            chunk = images[start:start + bs]
-            padded = np.concatenate([chunk, np.repeat(chunk[-1:], bs - len(chunk), 0)])
-            x = jax.make_array_from_callback(padded.shape, sh, lambda idx: padded[idx])
-            out.append(np.asarray(jax.device_get(self.features(target, x)))[:len(chunk)])
-        return np.concatenate(out)
+            batch = {}
+            for k, v in inputs.items():
+                chunk = v[start:start + bs]
+                padded = np.concatenate([chunk, np.repeat(chunk[-1:], bs - len(chunk), 0)])
+                batch[k] = jax.make_array_from_callback(padded.shape, sh,
+                                                        lambda idx, a=padded: a[idx])
+            out = jax.device_get(self.outputs_fn(params, batch))
+            chunks.append({k: np.asarray(v)[:min(bs, n - start)] for k, v in out.items()})
+        return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
-    def _evaluate(self, target) -> dict:
-        (xtr, ytr), (xte, yte) = self.data
-        return evaluate_features(self._extract(target, xtr), ytr, self._extract(target, xte), yte,
-                                 self.config.eval)
+    def _row(self, name: str, outputs_of: Callable[[dict], dict]) -> Row:
+        cache = {}
 
-    def __call__(self, step: int, target, random_target_fn: Callable) -> dict:
-        e = self.config.eval
+        def data(split, examples):
+            if (split, examples) not in cache:
+                arrays = self.arrays(split, examples)
+                cache[split, examples] = {**arrays, **outputs_of(arrays)}
+            return cache[split, examples]
+
+        return Row(name, data)
+
+    def model_row(self, name: str, params) -> Row:
+        return self._row(name, lambda arrays: self._extract(params, arrays))
+
+    # -- evaluation --------------------------------------------------------------------------
+    def __call__(self, step: int, final: bool = True) -> dict[str, dict]:
+        """Run the evaluators (all when `final`, else those due at `step`); write and return
+        the rows of results."""
         t0 = time.perf_counter()
-        if self.data is None:
-            self.data = (self._arrays("train", e.train_examples), self._arrays("test", e.test_examples))
-        rows = {"pretrained": self._evaluate(target)}
-        if self.baselines is None:
-            (xtr, ytr), (xte, yte) = self.data
-            self.baselines = {
-                "random init": self._evaluate(random_target_fn()),
-                "raw pixels": evaluate_features(pixel_features(xtr), ytr, pixel_features(xte),
-                                                yte, e),
-            }
-        rows.update(self.baselines)
-        write_results(self.workdir, step, rows)
+        names = [n for n, e in self.evaluators.items()
+                 if final or (e.every and step % e.every == 0)]
+        rows = {"pretrained": {}}
+        pretrained = self.model_row("pretrained", self.current_params())
+        for n in names:
+            rows["pretrained"].update(self.evaluators[n].evaluate(pretrained))
+        if self._comparison is None:
+            self._comparison = [self.model_row("random init", self.random_params())] + [
+                self._row(name, fn) for name, fn in self.variant.baselines().items()]
+        for row in self._comparison:
+            rows[row.name] = {}
+            for n in names:
+                if (row.name, n) not in self._fixed:
+                    self._fixed[row.name, n] = self.evaluators[n].evaluate(row)
+                rows[row.name].update(self._fixed[row.name, n])
+        columns = tuple(c for n in names for c in self.evaluators[n].columns)
+        write_results(self.workdir, step, rows, columns)
         log.info("eval at step %d (%.1fs): %s", step, time.perf_counter() - t0,
                  "; ".join(f"{n}: " + ", ".join(f"{k}={v:.4f}" for k, v in r.items()
                                                  if isinstance(v, float)) for n, r in rows.items()))
         return rows
+

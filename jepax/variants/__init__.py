@@ -1,27 +1,37 @@
-"""Variant registry: config.variant -> the class implementing it.
+"""Variant registry: ``config.variant`` -> the class implementing it (jepax.variants.base).
 
-A variant object provides: ``init_params(key)``, ``param_specs(mesh, rules)``,
-``target_source(params)`` (what the EMA target tracks), ``example_fn()`` / ``batch_fn()`` (host
-transforms for the grain pipeline), ``eval_transform()``, ``loss(params, target, batch, rng)``,
-``features(target, images)`` (for evaluators) and ``flops_per_step(global_batch)``. Its module
-also has ``validate(config)``.
+Entries are ``"module:Class"`` paths imported on first use, so building one variant never
+imports another's modality code. Register a variant of your own (e.g. from a notebook or a
+test) with :func:`register`.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from jepax.config import ConfigError
 
-VARIANTS = {
-    "ijepa": ("jepax.variants.ijepa", "IJEPA"),
+VARIANTS: dict[str, str | type] = {
+    "ijepa": "jepax.variants.ijepa:IJEPA",
 }
 
 
-def build(config):
-    if config.variant not in VARIANTS:
-        raise ConfigError(f"unknown variant {config.variant!r}; available: {', '.join(VARIANTS)}")
-    module_name, class_name = VARIANTS[config.variant]
-    module = importlib.import_module(module_name)
-    module.validate(config)
-    return getattr(module, class_name)(config)
+def register(name: str, variant: str | type) -> None:
+    """Add a variant: its class or its ``"module:Class"`` path."""
+    VARIANTS[name] = variant
+
+
+def variant_class(name: str) -> type:
+    if name not in VARIANTS:
+        raise ConfigError(f"unknown variant {name!r}; available: {', '.join(sorted(VARIANTS))}")
+    entry = VARIANTS[name]
+    if isinstance(entry, str):
+        module, _, cls = entry.partition(":")
+        entry = getattr(importlib.import_module(module), cls)
+    return entry
+
+
+def build(config) -> Any:
+    """The configured variant; its constructor validates its part of the config."""
+    return variant_class(config.variant)(config)

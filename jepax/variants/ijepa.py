@@ -16,8 +16,10 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
+from data_pipelines import sources
 from data_pipelines.masks.multiblock import MultiBlockMasks, MultiBlockSpec
 from data_pipelines.transforms import augment, resize
 from jepax import flops
@@ -33,7 +35,12 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 class IJEPA:
     """The I-JEPA variant: models, masks, loss, evaluation features and FLOPs."""
 
+    transfer_paths = ("params/encoder", "target")
+    replicated_keys = frozenset()
+    eval_inputs = ("image",)
+
     def __init__(self, config):
+        validate(config)
         self.config = config
         m, d = config.model, config.data
         if d.image_size % m.patch_size:
@@ -63,11 +70,14 @@ class IJEPA:
                 "predictor": self.predictor.specs(mesh, rules)}
 
     @staticmethod
-    def target_source(params):
-        """The parameters the EMA target tracks."""
+    def ema_source(params):
+        """The target encoder is an EMA of the context encoder."""
         return params["encoder"]
 
     # -- data --------------------------------------------------------------------------------
+    def train_source(self):
+        return sources.get(self.config.data, "train")
+
     def example_fn(self):
         """Per-example host transform for the training stream (augment + masks)."""
         d = self.config.data
@@ -79,9 +89,6 @@ class IJEPA:
         if not self.masks.spec.official:
             return None
         return functools.partial(_official_batch_masks, masks=self.masks)
-
-    def eval_transform(self):
-        return functools.partial(resize, size=self.config.data.image_size)
 
     def normalize(self, images):
         d = self.config.data
@@ -104,9 +111,26 @@ class IJEPA:
         loss = (per_elem * valid).sum() / (valid.sum() * h.shape[-1])
         return loss, {"target_std": jnp.sqrt(jnp.mean(jnp.var(pred, axis=(0, 1, 2))))}
 
-    def features(self, target, images):
-        """Average-pooled target-encoder features for evaluators."""
-        return self.encoder(target, self.normalize(images)).astype(jnp.float32).mean(axis=1)
+    # -- evaluation --------------------------------------------------------------------------
+    def eval_source(self, split):
+        return sources.get(self.config.data, split)
+
+    def eval_example_fn(self):
+        return functools.partial(_resized, size=self.config.data.image_size)
+
+    @staticmethod
+    def eval_params(params, target):
+        """Evaluators read the EMA target encoder (as the paper's linear probes)."""
+        return target
+
+    def outputs(self, target, inputs):
+        """Average-pooled target-encoder features."""
+        images = self.normalize(inputs["image"])
+        return {"features": self.encoder(target, images).astype(jnp.float32).mean(axis=1)}
+
+    @staticmethod
+    def baselines():
+        return {"raw pixels": _pixel_features}
 
     def flops_per_step(self, global_batch: int) -> float:
         m, d = self.config.model, self.config.data
@@ -130,6 +154,15 @@ def _layer_norm(x, eps=1e-5):
     mean = x.mean(-1, keepdims=True)
     var = ((x - mean) ** 2).mean(-1, keepdims=True)
     return (x - mean) * jax.lax.rsqrt(var + eps)
+
+
+def _resized(example, *, size):
+    return {**example, "image": resize(example["image"], size)}
+
+
+def _pixel_features(arrays):
+    images = arrays["image"]
+    return {"features": images.reshape(len(images), -1).astype(np.float32) / 255.0}
 
 
 def _augment_and_mask(example, rng, *, size, crop_scale, hflip, masks):
