@@ -105,6 +105,16 @@ def rows(records: list[dict]) -> list[tuple[str, str, str]]:
                      "<= 15 s"),
                     (f"{r['preset']} compilations during {r['next_steps']} steps after the first",
                      str(r["compiles_during_next_steps"]), "0")]
+        elif "variant_bench" in r:
+            name = f"{r['variant']} ({r['variant_bench']}, batch {r['batch_size']})"
+            memory = "" if r["peak_memory_mib"] is None else f", peak {r['peak_memory_mib']:.0f} MiB"
+            out += [(f"{name}: step, throughput, analytic FLOPs",
+                     f"{r['step_ms']:.0f} ms, {r['examples_per_s']:.0f} examples/s, "
+                     f"{r['flops_per_step'] / 1e9:.2f} GFLOP ({r['tflops_per_s']:.3f} TFLOP/s)"
+                     f"{memory}, compile {r['compile_s']:.1f} s", ""),
+                    (f"{name}: data pipeline vs step",
+                     f"{r['loader_batches_per_s']:.1f} batches/s, {r['headroom']:.1f}x headroom",
+                     "> 1x")]
         elif "loader_batches_per_s" in r:
             out += [(f"grain loader vs ijepa.py step (batch {r['batch_size']})",
                      f"{r['loader_batches_per_s']:.1f} vs {r['steps_per_s']:.2f} batches/s "
