@@ -71,14 +71,17 @@ def get_config(arg=None):
                    erp=dict(events=("nontarget", "target"), tmin=-0.2, samples=153)),
         num_threads=1, prefetch=4, num_workers=0,
     )
+    # CPU default: 16 of the electrodes outside each block as context (the paper: all of them)
     c.mask = dict(radius=0.6, contexts=4, targets=2, target_channels=8,
-                  context_channels=any_type(None))
-    c.train.update(steps=1500, batch_size=32, log_every=10, checkpoint_every=250)
-    c.optim.update(lr=5e-4, start_lr=5e-5, warmup_steps=150, weight_decay=0.05,
+                  context_channels=any_type(16))
+    c.train.update(steps=300, batch_size=16, log_every=10, checkpoint_every=100)
+    c.optim.update(lr=5e-4, start_lr=5e-5, warmup_steps=30, weight_decay=0.05,
                    final_weight_decay=0.05)
     c.eval.batch_size = 64
+    # Sized for 2 shared CPU cores: 3 folds, short schedules (the paper: 5 folds, longer)
     c.evals = dict(
-        downstream=evaluators.block("eeg_downstream", attention_heads=8),
+        downstream=evaluators.block("eeg_downstream", attention_heads=8, folds=3,
+                                    probe_epochs=30, finetune_epochs=4),
         rankme=evaluators.block("rankme", split="validation", examples=2000),
     )
     preset = parse_preset(arg, {"tiny": _tiny, "paper": _paper})
@@ -105,5 +108,6 @@ def _paper(c):
     """The paper's network (about 3.46 M parameters at 62 channels) and masks."""
     c.model.update(depth=8, ff=2048, pred_depth=4)
     c.data.update(window=2048, stride=1024)
-    c.mask.update(contexts=8, targets=2)
+    c.mask.update(contexts=8, targets=2, context_channels=None)
     c.train.update(steps=20000, batch_size=64)
+    c.evals.downstream.update(folds=5, probe_epochs=100, finetune_epochs=20)

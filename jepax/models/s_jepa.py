@@ -34,7 +34,7 @@ def tokens_per_channel(samples: int, spec=CONV_SPEC) -> int:
 
 
 def receptive_field(spec=CONV_SPEC) -> int:
-    """The fewest samples that give one token (153 at the paper's spec: 1.2 s at 128 Hz)."""
+    """The fewest samples that give one token (152 at the paper's spec: 1.19 s at 128 Hz)."""
     field = 1
     for _, kernel, stride in reversed(spec):
         field = (field - 1) * stride + kernel
