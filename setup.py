@@ -23,6 +23,8 @@ setup(
         "test": ["pytest>=8,<10"],
         # Benchmark-only: the PyTorch reference step. Never a runtime dependency.
         "bench": ["torch==2.13.0"],  # exact: this version is the CPU wheel the CI machines carry
+        # EEG (S-JEPA): MNE readers + EDF writing, and the tvb-data head model of the simulation
+        "eeg": ["mne>=1.13,<1.14", "edfio>=0.4", "tvb-data==3.0.0"],
         "cuda13": ["jax[cuda13]>=0.10.2,<0.12"],
         "tpu": ["jax[tpu]>=0.10.2,<0.12"],
     },
