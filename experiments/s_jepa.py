@@ -81,7 +81,7 @@ def get_config(arg=None):
     # Sized for 2 shared CPU cores: 3 folds, short schedules (the paper: 5 folds, longer)
     c.evals = dict(
         downstream=evaluators.block("eeg_downstream", attention_heads=8, folds=3,
-                                    probe_epochs=30, finetune_epochs=4),
+                                    probe_epochs=20, finetune_epochs=3),
         rankme=evaluators.block("rankme", split="validation", examples=2000),
     )
     preset = parse_preset(arg, {"tiny": _tiny, "paper": _paper})

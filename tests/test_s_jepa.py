@@ -234,6 +234,8 @@ def test_within_subject_folds_never_mix_subjects_or_share_test_epochs():
 def tiny_config(tmp_path, **train_overrides):
     c = load_config(CONFIG + ":tiny")
     c.data.cache = str(tmp_path.parent / "eeg_cache")
+    c.model.update(depth=1, ff=64, target_layers=1)  # smaller graph: faster compiles
+    c.mask.update(contexts=1)
     c.train.update(steps=12, batch_size=8, checkpoint_every=6, log_every=1, **train_overrides)
     c.eval.evaluators = ()
     c.logging.update(progress=False, tensorboard=False)
