@@ -15,7 +15,7 @@ as EDF and FIF files to ``data.cache`` and read back through the same readers.
 Sources (registered in data_pipelines/sources.py):
 * split 'train': windows of ``data.window`` samples every ``data.stride`` samples over the
   pretraining subjects' recordings: {'eeg': (C, window) float32 uV};
-* 'validation': the same windows over the validation subjects;
+* 'validation' / 'test': the same windows over the validation / held-out subjects;
 * a task name from ``data.tasks`` (e.g. 'mi', 'erp'): event-locked epochs of the held-out
   subjects: {'eeg': (C, samples), 'label', 'subject'}.
 """
@@ -207,12 +207,14 @@ def epochs(recordings_by_subject: dict[str, list[Recording]], events: tuple[str,
 def eeg_source(data_config, split: str):
     """The registered source (see the module docstring for the splits)."""
     ds = load_dataset(data_config)
-    if split in ("train", "validation"):
-        recordings = [r for s in ds.splits[split] for r in ds.subjects[s]]
+    windows = {"train": "train", "validation": "validation", "test": "heldout"}
+    if split in windows:
+        subjects = ds.splits[windows[split]]
+        recordings = [r for s in subjects for r in ds.subjects[s]]
         return Windows(recordings, int(data_config.window), int(data_config.stride),
-                       f"{split} subjects {ds.splits[split]}")
+                       f"{split} subjects {subjects}")
     if split not in data_config.tasks:
-        raise DataError(f"unknown EEG split {split!r}: use train, validation or a task of "
+        raise DataError(f"unknown EEG split {split!r}: use train, validation, test or a task of "
                         f"data.tasks ({', '.join(data_config.tasks)})")
     task = data_config.tasks[split]
     return epochs({s: ds.subjects[s] for s in ds.splits["heldout"]}, tuple(task.events),
