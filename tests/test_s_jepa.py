@@ -40,8 +40,8 @@ def test_local_encoder_output_lengths(samples, tokens):
     assert model.tokens_per_channel(samples) == tokens
     assert model.receptive_field() == 152
     if tokens:
-        conv = model.init_conv(jax.random.key(0))
-        out = model.local_features(conv, jnp.zeros((2, 3, samples)))
+        conv = jax.eval_shape(model.init_conv, jax.random.key(0))
+        out = jax.eval_shape(model.local_features, conv, jnp.zeros((2, 3, samples)))
         assert out.shape == (2, 3 * tokens, 64)
 
 
@@ -61,8 +61,9 @@ def test_channel_embedding_init_of_a_known_electrode():
 
 def test_parameter_count_at_62_channels_is_the_papers():
     positions = np.random.default_rng(0).normal(size=(62, 3))
-    params = {"encoder": model.init_encoder(jax.random.key(0), positions),
-              "predictor": model.init_stack(jax.random.key(1), 4, 64, 2048, decoder=True)}
+    params = jax.eval_shape(lambda k: {
+        "encoder": model.init_encoder(k, positions),
+        "predictor": model.init_stack(k, 4, 64, 2048, decoder=True)}, jax.random.key(0))
     count = {k: model.count_params(v) for k, v in params["encoder"].items()}
     assert count == {"conv": 13840, "channel_embedding": 1860, "transformer": 2249344}
     assert model.count_params(params["predictor"]) == 1191808

@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jepax.models.layers import gelu  # exact (erf) GELU, as torch.nn.GELU
+
 CONV_SPEC = ((8, 32, 8), (16, 2, 2), (32, 2, 2), (64, 2, 2), (64, 2, 2))  # (out, kernel, stride)
 SPATIAL_DIMS, TEMPORAL_DIMS, MAX_SECONDS = 30, 34, 600
 
@@ -139,10 +141,6 @@ def layer_norm(p, x, eps=1e-5):
     mean = x.mean(-1, keepdims=True)
     var = ((x - mean) ** 2).mean(-1, keepdims=True)
     return (x - mean) * jax.lax.rsqrt(var + eps) * p["scale"] + p["bias"]
-
-
-def gelu(x):
-    return 0.5 * x * (1.0 + jax.lax.erf(x * (2.0 ** -0.5)))  # exact, as torch.nn.GELU
 
 
 def dropout(x, rate, key):
