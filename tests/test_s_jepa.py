@@ -231,6 +231,28 @@ def test_within_subject_folds_never_mix_subjects_or_share_test_epochs():
     assert sorted(tested) == list(range(50))
 
 
+def test_downstream_probe_and_classical_rows_learn_a_separable_task():
+    """Class 1 carries a 10 Hz wave on three of six channels: the post-local head on a random
+    encoder (a row with params) and CSP + LDA (a row without) both separate it."""
+    from jepax import evaluators
+    from jepax.evaluators.base import Row
+
+    rng = np.random.default_rng(0)
+    labels, subjects = np.tile([0, 1], 40), np.repeat([0, 1], 40)
+    x = rng.normal(0, 1, (80, 6, 153))
+    x[labels == 1, :3] += 3 * np.sin(2 * np.pi * 10 * np.arange(153) / 128)
+    data = {"eeg": x.astype(np.float32), "label": labels.astype(np.int32), "subject": subjects}
+    block = evaluators.block("eeg_downstream", tasks=("t",), metrics=("accuracy",),
+                             classical=("csp_lda",), heads=("post_local",), modes=("probe",),
+                             folds=2, probe_epochs=30, probe_lr=1e-2)
+    evaluator = eeg_downstream.EEGDownstream("downstream", block)
+    encoder = model.init_encoder(jax.random.key(0), standard_positions(NAMES + ["Fz", "Oz"]))
+    scores = evaluator.evaluate(Row("pretrained", lambda split, n: data, params=encoder))
+    assert set(scores) == {"t_post_local_probe"} and scores["t_post_local_probe"] > 0.9, scores
+    scores = evaluator.evaluate(Row("classical", lambda split, n: data))
+    assert set(scores) == {"t_classical"} and scores["t_classical"] > 0.9, scores
+
+
 # -- training ----------------------------------------------------------------------------------
 def tiny_config(tmp_path, **train_overrides):
     c = load_config(CONFIG + ":tiny")
