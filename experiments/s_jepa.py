@@ -23,9 +23,10 @@ held-out subjects of 5-fold within-subject cross-validation):
     (not yet recorded)
     </results>
 
-Paper (Lee2019, 54 subjects; their Table 2, for context only: different data, and their model
-is 8x wider in the feed-forward and twice as deep as the CPU default here): the pre-local head
-fine-tuned was best on motor imagery and ERP, and pretraining helped the contextual head most.
+Paper, for context (Lee2019, 54 subjects: different data, and a network twice as deep with an
+8x wider feed-forward than the CPU default here): its conclusion is that the downstream head's
+spatial filtering matters most; the paper's per-head numbers are not copied here (they could not
+be checked against the paper text in this environment).
 
 Differences from the paper / released code (all documented in docs/s_jepa.md):
 * default (CPU) model: 4 encoder layers, feed-forward 256, 2-layer predictor, 4 contexts x 2
