@@ -20,5 +20,6 @@ py=${PYTHON:-python}
   $py -m benchmarks.gemm
   $py -m benchmarks.memory_plan --check
   $py -m benchmarks.variants --config=experiments/ijepa.py
+  $py -m benchmarks.variants --config=experiments/s_jepa.py
 } 2> "$out/cpu.stderr" | tee "$out/cpu.jsonl"
 $py -m benchmarks.table --results "$out"/*.jsonl --into=benchmarks/README.md

@@ -18,9 +18,14 @@ from jepax.config import ConfigError
 
 
 class Row:
-    def __init__(self, name: str, data: Callable[[str, int | None], dict[str, np.ndarray]]):
+    """`params`: the row's evaluated parameters (the variant's eval_params), for evaluators that
+    train on top of the model (fine-tuning); None for model-free baselines."""
+
+    def __init__(self, name: str, data: Callable[[str, int | None], dict[str, np.ndarray]],
+                 params: Any = None):
         self.name = name
         self._data = data
+        self.params = params
 
     def data(self, split: str, examples: int | None) -> dict[str, np.ndarray]:
         return self._data(split, examples)
