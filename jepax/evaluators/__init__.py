@@ -25,6 +25,9 @@ EVALUATORS: dict[str, str | type] = {
     "linear_probe": "jepax.evaluators.linear_probe:LinearProbe",
     "knn": "jepax.evaluators.knn:KNN",
     "rankme": "jepax.evaluators.rankme:RankMe",
+    "mlp_probe": "jepax.evaluators.mlp_probe:MLPProbe",
+    "resnet_probe": "jepax.evaluators.mlp_probe:ResNetProbe",
+    "gbdt": "jepax.evaluators.gbdt:GBDT",
 }
 
 
