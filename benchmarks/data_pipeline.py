@@ -49,10 +49,13 @@ def step_rate(config, variant, batch_np, steps: int) -> float:
     return steps / (time.perf_counter() - t0)
 
 
-def tiny_run_data_wait() -> dict:
-    config = load_config("experiments/ijepa.py:tiny")
+def tiny_run_data_wait(spec: str = "experiments/ijepa.py:tiny", run_steps: int = 0) -> dict:
+    """Data wait as a share of step time in a real run of `spec` (its first `run_steps` steps;
+    0: all), without evaluation."""
+    config = load_config(spec)
     config.logging.progress = False
     config.eval.evaluators = ()
+    config.train.run_steps = run_steps
     with tempfile.TemporaryDirectory() as workdir:
         train.run(config, workdir)
         records = read_metrics(workdir)[1:]  # the first step waits for the compile's batch

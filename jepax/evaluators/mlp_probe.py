@@ -26,8 +26,8 @@ from jepax.evaluators.supervised import SupervisedProbe
 
 
 class MLPProbe(SupervisedProbe):
-    DEFAULTS = {**SupervisedProbe.DEFAULTS, "width": 256, "depth": 2, "dropout": 0.1,
-                "epochs": 15, "batch_size": 256, "lr": 1e-3, "weight_decay": 1e-4}
+    DEFAULTS = {**SupervisedProbe.DEFAULTS, "width": 128, "depth": 2, "dropout": 0.1,
+                "epochs": 10, "batch_size": 256, "lr": 1e-3, "weight_decay": 1e-4}
     arch = "mlp"
 
     def __init__(self, name, config_block):
