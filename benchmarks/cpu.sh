@@ -17,6 +17,7 @@ py=${PYTHON:-python}
   $py -m benchmarks.profile_step --preset=cpu-tiny
   $py -m benchmarks.compile --preset=cpu-tiny --repeats=3
   $py -m benchmarks.data_pipeline
+  $py -m benchmarks.t_jepa
   $py -m benchmarks.gemm
   $py -m benchmarks.memory_plan --check
 } 2> "$out/cpu.stderr" | tee "$out/cpu.jsonl"

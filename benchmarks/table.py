@@ -105,6 +105,17 @@ def rows(records: list[dict]) -> list[tuple[str, str, str]]:
                      "<= 15 s"),
                     (f"{r['preset']} compilations during {r['next_steps']} steps after the first",
                      str(r["compiles_during_next_steps"]), "0")]
+        elif "t_jepa_preset" in r:
+            name = f"t_jepa.py{'' if r['t_jepa_preset'] == 'default' else ':' + r['t_jepa_preset']}"
+            out += [(f"{name} step ({r['table']}, {r['tokens']} tokens, batch {r['batch_size']}): "
+                     "analytic FLOPs, time, examples/s",
+                     f"{r['flops_per_step'] / 1e9:.2f} GFLOP, {r['step_ms']:.0f} ms, "
+                     f"{r['examples_per_s']:.0f} rows/s ({r['tflops_per_s']:.3f} TFLOP/s)", ""),
+                    (f"{name} grain loader (rows + feature masks) vs step",
+                     f"{r['loader_batches_per_s']:.1f} vs {1e3 / r['step_ms']:.2f} batches/s "
+                     f"({r['headroom']:.0f}x headroom)", "> 1x"),
+                    (f"data wait in a {name} run ({r['run_steps']} steps)",
+                     f"{r['run_data_wait_frac']:.1%} of step time", "< 5%")]
         elif "loader_batches_per_s" in r:
             out += [(f"grain loader vs ijepa.py step (batch {r['batch_size']})",
                      f"{r['loader_batches_per_s']:.1f} vs {r['steps_per_s']:.2f} batches/s "

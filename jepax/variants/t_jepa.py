@@ -20,7 +20,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from data_pipelines import sources
 from data_pipelines.masks.features import FeatureMaskError, FeatureMasks, FeatureMaskSpec
 from data_pipelines.tables import prepared_table
 from jepax import flops
@@ -30,12 +29,12 @@ from jepax.models.layers import ATTENTION_IMPLEMENTATIONS
 from jepax.models.tabular import TableEncoder, table_predictor
 from jepax.models.tokenizers import FeatureTokenizer
 from jepax.models.vit import gather_tokens
+from jepax.variants.jepa import EncoderPredictorJEPA
 
 
-class TJEPA:
+class TJEPA(EncoderPredictorJEPA):
     """The T-JEPA variant on one table: models, feature masks, loss, row embeddings, FLOPs."""
 
-    transfer_paths = ("params/encoder", "target")
     replicated_keys = frozenset()
     eval_inputs = ("numerical", "categorical")
 
@@ -63,23 +62,7 @@ class TJEPA:
             self.n_tokens, in_dim=m.width, dim=m.pred_width, depth=m.pred_depth,
             hidden=m.pred_mlp_dim, rngs=rngs, **{**common, "heads": m.pred_heads}))
 
-    # -- parameters --------------------------------------------------------------------------
-    def init_params(self, key):
-        k_enc, k_pred = jax.random.split(key)
-        return {"encoder": self.encoder.init(k_enc), "predictor": self.predictor.init(k_pred)}
-
-    def param_specs(self, mesh, rules):
-        return {"encoder": self.encoder.specs(mesh, rules),
-                "predictor": self.predictor.specs(mesh, rules)}
-
-    @staticmethod
-    def ema_source(params):
-        return params["encoder"]
-
     # -- data --------------------------------------------------------------------------------
-    def train_source(self):
-        return sources.get(self.config.data, "train")
-
     def example_fn(self):
         return None
 
@@ -106,16 +89,8 @@ class TJEPA:
         return loss, collapse_metrics(h[:, self.config.model.n_reg:], pred, valid)
 
     # -- evaluation --------------------------------------------------------------------------
-    def eval_source(self, split):
-        return sources.get(self.config.data, split)
-
     def eval_example_fn(self):
         return None
-
-    @staticmethod
-    def eval_params(params, target):
-        """Downstream models read the frozen EMA target encoder, as the paper."""
-        return target
 
     def outputs(self, target, inputs):
         """Each row's embedding: every output token ([REG] included), flattened."""
