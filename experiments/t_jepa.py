@@ -33,11 +33,20 @@ raw features; 'random init' is the same encoder untrained. Classification: accur
 regression: RMSE of the standardized target.
 
 Results of the default config on diamonds (price regression from 6 numerical + 3 categorical
-features; 43,152 training / 10,788 test rows). Recorded by `python scripts/record_results.py
---workdir=runs/t_jepa --into=experiments/t_jepa.py`:
-    <results>
+features; 43,152 training / 10,788 test rows; RMSE of the standardized price, lower is better).
+Recorded by `python scripts/record_results.py --workdir=runs/t_jepa --into=experiments/t_jepa.py
+--tag=diamonds`:
+    <results:diamonds>
     (not yet recorded)
-    </results>
+    </results:diamonds>
+
+The default config on breast_cancer (569 rows, 30 numerical features, 2 classes; 455 training /
+114 test rows; accuracy), with a batch and step count for a table of 455 rows
+(`--config.data.table=breast_cancer --config.train.batch_size=128 --config.train.steps=400
+--config.optim.warmup_steps=15`, about 110 epochs), recorded with `--tag=breast_cancer`:
+    <results:breast_cancer>
+    (not yet recorded)
+    </results:breast_cancer>
 
 The paper's numbers on its datasets (context only; different data: its Table 1, MLP and ResNet
 on raw features vs on T-JEPA embeddings, accuracy except CA = RMSE of the standardized target):

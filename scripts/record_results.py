@@ -76,19 +76,25 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", required=True, type=Path)
     parser.add_argument("--into", required=True, type=Path)
+    parser.add_argument("--tag", default="",
+                        help="write between <results:TAG> and </results:TAG> (several tables "
+                             "in one file, e.g. one per dataset)")
     args = parser.parse_args()
-    write_between_markers(args.into, table(args.workdir))
+    write_between_markers(args.into, table(args.workdir), args.tag)
 
 
-def write_between_markers(path: Path, lines: list[str]) -> None:
-    """Replace the lines between `<results>` and `</results>` in `path` with `lines`, indented
-    like the opening marker (blank lines stay empty)."""
+def write_between_markers(path: Path, lines: list[str], tag: str = "") -> None:
+    """Replace the lines between `<results>` and `</results>` (`<results:TAG>` and
+    `</results:TAG>` with a tag) in `path` with `lines`, indented like the opening marker
+    (blank lines stay empty)."""
+    opening, closing = (f"<results:{tag}>", f"</results:{tag}>") if tag else ("<results>",
+                                                                            "</results>")
     text = path.read_text().splitlines()
     try:
-        start = next(i for i, l in enumerate(text) if l.strip() == "<results>")
-        end = next(i for i, l in enumerate(text) if l.strip() == "</results>")
+        start = next(i for i, l in enumerate(text) if l.strip() == opening)
+        end = next(i for i, l in enumerate(text) if l.strip() == closing)
     except StopIteration:
-        raise SystemExit(f"{path} has no <results> ... </results> marker lines")
+        raise SystemExit(f"{path} has no {opening} ... {closing} marker lines")
     indent = text[start][: len(text[start]) - len(text[start].lstrip())]
     text[start + 1:end] = [indent + l if l else "" for l in lines]
     path.write_text("\n".join(text) + "\n")
