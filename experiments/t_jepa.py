@@ -37,7 +37,13 @@ features; 43,152 training / 10,788 test rows; RMSE of the standardized price, lo
 Recorded by `python scripts/record_results.py --workdir=runs/t_jepa --into=experiments/t_jepa.py
 --tag=diamonds`:
     <results:diamonds>
-    (not yet recorded)
+    | outputs (step 2000) | MLP RMSE | ResNet RMSE | GBDT RMSE | RankMe |
+    | --- | --- | --- | --- | --- |
+    | pretrained | 0.151 +- 0.002 | 0.139 +- 0.000 |  | 1.7 |
+    | random init | 0.151 +- 0.001 | 0.139 +- 0.001 |  | 1.5 |
+    | raw features | 0.154 +- 0.001 | 0.147 +- 0.001 | 0.138 +- 0.001 | 17.2 |
+
+    2000 steps of batch 512 in 46.2 min of training on x86_64 (AMD EPYC, 2 cores); evaluation: mlp on all train_examples, all test_examples; resnet on all train_examples, all test_examples; gbdt on all train_examples, all test_examples; rankme on 10000 examples.
     </results:diamonds>
 
 The default config on breast_cancer (569 rows, 30 numerical features, 2 classes; 455 training /
