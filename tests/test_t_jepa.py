@@ -320,3 +320,17 @@ def test_recorded_table_shows_mean_and_std_over_seeds(tiny_run):
     write_between_markers(doc, lines, tag="wine")
     text = doc.read_text()
     assert "old" not in text and "  " + raw in text and "keep" in text
+
+
+def test_benchmark_record_becomes_table_rows():
+    from benchmarks import table
+
+    record = {"t_jepa_preset": "default", "table": "diamonds", "tokens": 10, "batch_size": 512,
+              "flops_per_step": 4.25e9, "step_ms": 500.0, "examples_per_s": 1024.0,
+              "tflops_per_s": 0.0085, "loader_batches_per_s": 20.0, "headroom": 10.0,
+              "run_data_wait_frac": 0.001, "run_steps": 59}
+    rows = table.rows([record])
+    assert rows[0] == ("t_jepa.py step (diamonds, 10 tokens, batch 512): analytic FLOPs, time, "
+                       "examples/s", "4.25 GFLOP, 500 ms, 1024 rows/s (0.009 TFLOP/s)", "")
+    assert rows[1][1] == "20.0 vs 2.00 batches/s (10x headroom)"
+    assert rows[2] == ("data wait in a t_jepa.py run (59 steps)", "0.1% of step time", "< 5%")
