@@ -43,7 +43,8 @@ def base_config() -> ml_collections.ConfigDict:
         weight_decay=0.04, final_weight_decay=0.4,
         ema=(0.996, 1.0),
         b1=0.9, b2=0.999, eps=1e-8,
-        grad_clip=0.0,           # 0: off
+        grad_clip=0.0,           # global-norm clipping; 0: off
+        grad_clip_value=0.0,     # element-wise clamp of each gradient to [-v, v]; 0: off
     )
     # cpu_devices: 0 = XLA's one CPU device; "auto" = one per core (jepax/cpu_devices.py)
     c.mesh = dict(data=-1, fsdp=1, tensor=1, rules=None, cpu_devices=any_type(0))
@@ -116,7 +117,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
               "eval.batch_size")
     for path in ("train.run_steps", "optim.start_lr", "optim.final_lr", "optim.weight_decay",
                  "optim.final_weight_decay", "optim.warmup_steps", "train.checkpoint_every",
-                 "optim.grad_clip"):
+                 "optim.grad_clip", "optim.grad_clip_value"):
         section, key = path.split(".")
         if config[section][key] < 0:
             raise ConfigError(f"{path}={config[section][key]} must be >= 0")

@@ -26,6 +26,9 @@ EVALUATORS: dict[str, str | type] = {
     "knn": "jepax.evaluators.knn:KNN",
     "rankme": "jepax.evaluators.rankme:RankMe",
     "eeg_downstream": "jepax.evaluators.eeg_downstream:EEGDownstream",
+    "mlp_probe": "jepax.evaluators.mlp_probe:MLPProbe",
+    "resnet_probe": "jepax.evaluators.mlp_probe:ResNetProbe",
+    "gbdt": "jepax.evaluators.gbdt:GBDT",
 }
 
 
