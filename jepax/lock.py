@@ -6,10 +6,13 @@ killed run never blocks the next one: its leftover file is reported as stale and
 Where the file system cannot lock (``ENOLCK``/``EOPNOTSUPP``: some network file systems), the
 record decides: a live process on this host, or any process on another host, holds the lock
 (the message says how to clear it if that run is gone).
+
+In a multi-process run process 0 holds the lock for all of them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import fcntl
@@ -63,6 +66,7 @@ class WorkdirLock:
             "Wait for it to finish or stop it, or pass another --workdir")
 
     def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -118,3 +122,31 @@ class WorkdirLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+@contextlib.contextmanager
+def exclusive(workdir: str | Path):
+    """Hold the workdir's lock for the block (process 0 of a multi-process run, for all);
+    WorkdirLocked on every process if another run holds it."""
+    import jax
+
+    workdir_lock = WorkdirLock(workdir)
+    refusal = None
+    if jax.process_index() == 0:
+        try:
+            workdir_lock.acquire()
+        except WorkdirLocked as e:
+            refusal = e
+    if jax.process_count() > 1:
+        import numpy as np
+        from jax.experimental import multihost_utils
+
+        if not multihost_utils.broadcast_one_to_all(np.int32(refusal is None)):
+            refusal = refusal or WorkdirLocked(
+                f"workdir {workdir} is in use by another run (process 0 says which)")
+    if refusal is not None:
+        raise refusal
+    try:
+        yield
+    finally:
+        workdir_lock.release()

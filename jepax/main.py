@@ -51,8 +51,6 @@ def main(argv) -> None:
         if not is_user_error(e):
             raise
         fail(str(e))
-    if summary is None:
-        sys.exit(0)
     import jax
 
     if jax.process_index() == 0:
@@ -61,7 +59,7 @@ def main(argv) -> None:
         sys.exit(130)
 
 
-def _train() -> dict | None:
+def _train() -> dict:
     config = _CONFIG.value
     from jepax import cpu_devices, distributed, preemption
 
@@ -72,7 +70,7 @@ def _train() -> dict | None:
     if preemption.requested():
         print(f"jepax: stopped by {preemption.requested()} before the run started; nothing was "
               "written", file=sys.stderr)
-        return None
+        return {"preempted": True, "stopped_by": preemption.requested(), "step": None}
     # First: before jax creates its devices.
     cpu_devices.configure(config)
     distributed.maybe_initialize(config)

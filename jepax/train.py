@@ -22,7 +22,7 @@ from data_pipelines.pipeline import prefetch_to_device, train_dataset
 from jepax import checkpoint, config as config_lib, cpu_devices, distributed, experiment, flops
 from jepax import preemption, sharding
 from jepax.evaluators.runner import EvalRunner
-from jepax.lock import WorkdirLock
+from jepax.lock import exclusive
 from jepax.metrics import MetricsWriter
 from jepax.preemption import Preempted, PreemptionGuard
 from jepax.variants.base import path_get, path_set
@@ -197,7 +197,7 @@ def _run(config, workdir, guard: PreemptionGuard) -> dict[str, Any]:
     if "study" in config:
         from jepax import studies
 
-        with WorkdirLock(workdir):
+        with exclusive(workdir):
             return studies.run(config, workdir)
     config_lib.validate(config)
     setup = experiment.build(config)
@@ -206,7 +206,7 @@ def _run(config, workdir, guard: PreemptionGuard) -> dict[str, Any]:
         _check_init_from(config.train.init_from, setup.abstract, setup.variant.transfer_paths)
     log.info("run %s in %s: %s on mesh %s (%d processes)", config.name, workdir, config.variant,
              dict(setup.mesh.shape), jax.process_count())
-    with WorkdirLock(workdir), setup.active():
+    with exclusive(workdir), setup.active():
         check_workdir_config(workdir, config)
         try:
             return loop.run()
