@@ -44,7 +44,7 @@ def fail(message: str, status: int = 1):
 def main(argv) -> None:
     try:
         summary = _train()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # multi-process runs keep Python's own Ctrl-C
         fail("interrupted: stopped at once, without a final checkpoint; rerun the same command "
              "to resume from the last one", 130)
     except Exception as e:  # noqa: BLE001 - the project's errors end in one line

@@ -5,7 +5,8 @@ A signal handler only records the request; the train loop polls it before every 
 evaluation between batches), then checkpoints the current step, waits for the write to commit
 and returns. A request that arrives before the loop runs (while modules load, the config is
 checked or the step compiles) stops the run before its first step, with nothing written. A
-second Ctrl-C aborts at once (KeyboardInterrupt). ``python -m jepax.main`` installs the handler
+second Ctrl-C exits at once (status 130), as a kill would: commits are atomic, so what is on
+disk is complete. ``python -m jepax.main`` installs the handler
 at process start (jepax/__init__.py); ``train.run`` installs it for its duration otherwise.
 
 Several processes: all of them must stop at the *same* step, so the decision comes from JAX's
@@ -35,11 +36,16 @@ class Preempted(Exception):
 def _handle(signum, frame):
     global _requested
     if _requested is not None and signum == signal.SIGINT:
-        raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        # A second Ctrl-C: exit now, as a kill would (commits are atomic, so every checkpoint
+        # on disk is complete); an exception here would surface inside whatever library code
+        # is running, with its traceback.
+        os.write(2, b"jepax: error: interrupted again: exiting at once, without a final "
+                    b"checkpoint; rerun the same command to resume from the last one\n")
+        os._exit(130)
     if _requested is None:
         # os.write, not logging: the handler may interrupt the logging module mid-write.
         os.write(2, f"jepax: received {signal.Signals(signum).name}: stopping at the next safe "
-                    "point (the checkpoint of the current step); Ctrl-C again aborts at once\n"
+                    "point (the checkpoint of the current step); Ctrl-C again exits at once\n"
                     .encode())
     _requested = signum
 
