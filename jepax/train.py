@@ -204,6 +204,10 @@ def _run(config, workdir, guard: PreemptionGuard) -> dict[str, Any]:
     loop = _Loop(config, workdir, setup, guard)  # checks the data and evaluators; writes nothing
     if config.train.init_from:
         _check_init_from(config.train.init_from, setup.abstract, setup.variant.transfer_paths)
+    if guard.requested:  # arrived while the above was checked: nothing is written yet
+        log.warning("stopped by %s before the run started: nothing was written", guard.requested)
+        return {"workdir": str(workdir), "eval": {}, "preempted": True,
+                "stopped_by": guard.requested, "step": None}
     log.info("run %s in %s: %s on mesh %s (%d processes)", config.name, workdir, config.variant,
              dict(setup.mesh.shape), jax.process_count())
     with exclusive(workdir), setup.active():
@@ -388,7 +392,6 @@ class _Loop:
                                             keep=self.config.train.keep_checkpoints,
                                             async_save=self.config.train.async_checkpoints)
         try:
-            self.guard.check()
             self._train(summary)
         except Preempted:
             self._finish()

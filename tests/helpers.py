@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -15,6 +16,38 @@ from jepax.metrics import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 IJEPA = str(ROOT / "experiments" / "ijepa.py")
+
+
+@contextlib.contextmanager
+def compilation_cache(directory):
+    """Share compiled programs between the runs of a test module, in this process and in the
+    processes it starts: most of its runs compile the same small programs, and loading one is
+    much faster than compiling it again. (An executable loaded from the cache is the one that
+    was compiled, so bit-for-bit comparisons are unaffected.)"""
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache as cache
+
+    settings = {"jax_compilation_cache_dir": str(directory),
+                "jax_persistent_cache_min_compile_time_secs": 0}
+    saved = {name: getattr(jax.config, name) for name in settings}
+    env = {"JAX_COMPILATION_CACHE_DIR": str(directory),
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    saved_env = {name: os.environ.get(name) for name in env}
+    for name, value in settings.items():
+        jax.config.update(name, value)
+    os.environ.update(env)
+    cache.reset_cache()
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            jax.config.update(name, value)
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        cache.reset_cache()
 
 
 def small_ijepa(**overrides):

@@ -26,11 +26,17 @@ from jepax import checkpoint, lock, train
 from jepax.config import ConfigError
 from jepax.metrics import read_metrics
 from tests import bad_inputs, signal_variant
-from tests.helpers import (Main, assert_trees_equal, last_step, losses, saved_params,
-                           small_ijepa, tree_digest)
+from tests.helpers import (Main, assert_trees_equal, compilation_cache, last_step, losses,
+                           saved_params, small_ijepa, tree_digest)
 from tests.test_distributed import launch_two
 
 signal_variant.register()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shared_compiles(tmp_path_factory):
+    with compilation_cache(tmp_path_factory.mktemp("xla_cache")):
+        yield
 
 
 @pytest.fixture
@@ -210,7 +216,7 @@ def test_every_checkpoint_damaged_is_an_error_never_a_fresh_start(at_step3):
      "step 3 .* does not fit this run's model .*params/encoder/transformer/blocks/1"),
     ({"train__allow_config_change": True, "model__width": 64, "model__heads": 2},
      r"does not fit .*params/encoder.*\(16, 32\) float32 saved, \(16, 64\) float32 in this run"),
-])
+], ids=["deeper", "wider"])
 def test_checkpoint_that_does_not_fit_is_a_clear_error_and_moves_nothing(at_step3, override,
                                                                          match):
     before = tree_digest(at_step3)
@@ -221,7 +227,8 @@ def test_checkpoint_that_does_not_fit_is_a_clear_error_and_moves_nothing(at_step
 
 @pytest.mark.parametrize("error", [MemoryError("out of host memory"),
                                    PermissionError(errno.EACCES, "Permission denied"),
-                                   RuntimeError("RESOURCE_EXHAUSTED: out of device memory")])
+                                   RuntimeError("RESOURCE_EXHAUSTED: out of device memory")],
+                         ids=["host memory", "permission", "device memory"])
 def test_restore_failure_that_proves_no_damage_moves_nothing(at_step3, monkeypatch, error):
     def failing_restore(self, step, abstract_state):
         raise error
