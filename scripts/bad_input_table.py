@@ -81,14 +81,16 @@ def main() -> None:
             message, kept = try_in_process(case.prepare, small_ijepa(), template, scratch)
             rows.append((case.name, "(a run's workdir, prepared)", message, kept))
             print(rows[-1], flush=True)
-        for case in bad_inputs.COMMAND_LINES:
+        for case in bad_inputs.COMMAND_LINES + bad_inputs.ABSL_COMMAND_LINES:
             message, kept = try_command_line(case.args, scratch)
             rows.append((case.name, " ".join(a.replace(str(ROOT) + "/", "") for a in case.args),
                          message, kept))
             print(rows[-1], flush=True)
-    table = ["| bad input | flags | message | kept |", "| --- | --- | --- | --- |"]
-    table += [f"| {cell(name)} | `{cell(flags)}` | {cell(message)} | {kept} |"
-              for name, flags, message, kept in rows]
+        table = ["| bad input | flags | message | kept |", "| --- | --- | --- | --- |"]
+        readable = lambda text: text.replace(str(scratch / "run"), "<workdir>").replace(
+            str(ROOT) + "/", "")
+        table += [f"| {cell(name)} | `{cell(flags)}` | {cell(readable(message))} | {kept} |"
+                  for name, flags, message, kept in rows]
     text = DOC.read_text()
     if START not in text or END not in text:
         raise SystemExit(f"no {START} ... {END} lines in {DOC}")

@@ -181,3 +181,13 @@ COMMAND_LINES = [
                                                           "--config.evals.knn.kk=3"],
                 "config.evals.knn has no key 'kk' (did you mean 'k'?)"),
 ]
+
+
+# Found by absl while it parses the flags (after the checks above), or after parsing.
+ABSL_COMMAND_LINES = [
+    CommandLine("value of the wrong type", [f"--config={IJEPA}:tiny", "--config.train.steps=abc"],
+                "flag --config.train.steps=abc: invalid literal for int()"),
+    CommandLine("stray argument", [f"--config={IJEPA}:tiny", "tiny"],
+                "unexpected arguments ['tiny']: flags look like --config=FILE[:preset]"),
+    CommandLine("no --config", [], "Flag --config must have a value other than None"),
+]

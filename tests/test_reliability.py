@@ -26,7 +26,7 @@ from jepax import checkpoint, lock, train
 from jepax.config import ConfigError
 from jepax.metrics import read_metrics
 from tests import bad_inputs, signal_variant
-from tests.helpers import (Main, assert_trees_equal, compilation_cache, last_step, losses,
+from tests.helpers import (ROOT, Main, assert_trees_equal, compilation_cache, last_step, losses,
                            saved_params, small_ijepa, tree_digest)
 from tests.test_distributed import launch_two
 
@@ -508,12 +508,25 @@ def test_bad_command_line_is_named_in_one_line(case):
 
 def test_command_line_errors_end_in_one_line_without_a_traceback(tmp_path):
     (tmp_path / "file").write_text("not a directory")
-    for args in (["--config.train.stepz=3"], [f"--workdir={tmp_path / 'file'}"]):
-        run = Main(tmp_path / "run", *args)
-        returncode, _, err = run.wait()
+    cases = [(["--config.train.stepz=3"], "config.train has no key 'stepz'"),
+             ([f"--workdir={tmp_path / 'file'}"], "is a file, not a directory")]
+    cases += [(case.args, case.match) for case in bad_inputs.ABSL_COMMAND_LINES]
+    for args, match in cases:
+        returncode, _, err = command_line(tmp_path / "run", args)
         assert returncode == 1 and "Traceback" not in err, err[-3000:]
-        assert err.strip().splitlines()[-1].startswith("jepax: error: ")
+        assert err.strip().splitlines()[-1].startswith("jepax: error: ") and match in err
     assert not (tmp_path / "run").exists()
+
+
+def command_line(workdir, args):
+    """`python -m jepax.main <args> --workdir=...` (the tiny preset unless args name a config)."""
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+           "JAX_PLATFORMS": "cpu"}
+    if args and not any(a.startswith("--config=") for a in args):
+        return Main(workdir, *args).wait()
+    result = subprocess.run([sys.executable, "-m", "jepax.main", *args, f"--workdir={workdir}"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return result.returncode, result.stdout, result.stderr
 
 
 def test_wrong_shapes_and_dtypes_are_clear_errors():
