@@ -7,7 +7,7 @@ if _sys.argv[:1] == ["-m"] and "jepax.main" in getattr(_sys, "orig_argv", ()):
     # (jepax.preemption), also while the heavy modules below load.
     from jepax import preemption as _preemption
 
-    _preemption.install()
+    _preemption.install(command_line=True)
 
 from flax import nnx as _nnx
 

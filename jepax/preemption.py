@@ -6,7 +6,7 @@ evaluation between batches), then checkpoints the current step, waits for the wr
 and returns. A request that arrives before the loop runs (while modules load, the config is
 checked or the step compiles) stops the run before its first step, with nothing written. A
 second Ctrl-C exits at once (status 130), as a kill would: commits are atomic, so what is on
-disk is complete. ``python -m jepax.main`` installs the handler
+disk is complete (in a notebook it raises KeyboardInterrupt instead). ``python -m jepax.main`` installs the handler
 at process start (jepax/__init__.py); ``train.run`` installs it for its duration otherwise.
 
 Several processes: all of them must stop at the *same* step, so the decision comes from JAX's
@@ -27,6 +27,7 @@ log = logging.getLogger("jepax")
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _requested: int | None = None  # the signal that asked for a stop, until the run handles it
+_command_line = False  # set by `python -m jepax.main`: a second Ctrl-C ends the process
 
 
 class Preempted(Exception):
@@ -36,6 +37,8 @@ class Preempted(Exception):
 def _handle(signum, frame):
     global _requested
     if _requested is not None and signum == signal.SIGINT:
+        if not _command_line:
+            raise KeyboardInterrupt  # a notebook's second interrupt: stop the cell now
         # A second Ctrl-C: exit now, as a kill would (commits are atomic, so every checkpoint
         # on disk is complete); an exception here would surface inside whatever library code
         # is running, with its traceback.
@@ -50,11 +53,15 @@ def _handle(signum, frame):
     _requested = signum
 
 
-def install() -> dict:
+def install(command_line: bool = False) -> dict:
     """Record SIGTERM/SIGINT instead of dying; returns the previous handlers (for
-    :func:`restore`). Does nothing outside the main thread, where Python cannot set handlers."""
+    :func:`restore`). Does nothing outside the main thread, where Python cannot set handlers.
+    `command_line`: this process is `python -m jepax.main` (a second Ctrl-C exits at once;
+    elsewhere, e.g. in a notebook, it raises KeyboardInterrupt)."""
+    global _command_line
     if threading.current_thread() is not threading.main_thread():
         return {}
+    _command_line = _command_line or command_line
     return {sig: signal.signal(sig, _handle) for sig in SIGNALS}
 
 

@@ -19,7 +19,7 @@ for _sig in (signal.SIGTERM, signal.SIGINT):
 
 from jepax import preemption  # noqa: E402 - after the early handler
 
-preemption.install()
+preemption.install(command_line=True)
 for _signum in _early:
     os.kill(os.getpid(), _signum)  # hand what arrived meanwhile to the real handler
 

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import grain
@@ -164,6 +165,21 @@ def test_second_ctrl_c_exits_at_once_and_the_last_checkpoint_is_whole(tmp_path):
     ckpt.close()
     saved = saved_params(tmp_path)  # the newest committed checkpoint reads completely
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(saved))
+
+
+def test_interrupt_in_a_notebook_stops_train_run_cleanly_and_gives_ctrl_c_back(tmp_path):
+    """train.run called from Python (Colab, Jupyter): the kernel's interrupt stops the run at
+    a checkpoint instead of tearing it down mid-step, and Ctrl-C is Python's again after."""
+    def interrupt_at_step_2():
+        while last_step(tmp_path) < 2:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_at_step_2, daemon=True).start()
+    summary = train.run(small_ijepa(train__steps=400, train__checkpoint_every=1000), tmp_path)
+    assert summary["stopped_by"] == "SIGINT" and summary["step"] >= 2
+    assert saved_params(tmp_path, summary["step"])  # the stop step was checkpointed
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_sigterm_during_evaluation_stops_cleanly(tmp_path):
