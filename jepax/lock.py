@@ -48,7 +48,7 @@ def _alive(pid: int) -> bool:
 
 
 class WorkdirLock:
-    """``with WorkdirLock(workdir):`` run; raises WorkdirLocked if another run holds it."""
+    """acquire() (WorkdirLocked if another run holds it) ... release(); see exclusive()."""
 
     def __init__(self, workdir: str | Path):
         self.path = Path(workdir) / LOCK_NAME
@@ -96,8 +96,7 @@ class WorkdirLock:
                     f"; this file system cannot lock files, so if that run is gone, delete "
                     f"{self.path} and rerun"))
             log.warning("taking over a stale lock of %s: that run ended without releasing it "
-                        "(killed or crashed); resuming from its last checkpoint",
-                        _describe(owner))
+                        "(killed or crashed)", _describe(owner))
         record = {"pid": os.getpid(), "host": socket.gethostname(),
                   "started": datetime.datetime.now().isoformat(timespec="seconds"),
                   "command": " ".join(sys.argv)[:300]}
@@ -115,13 +114,6 @@ class WorkdirLock:
             pass
         os.close(self.fd)
         self.fd = None
-
-    def __enter__(self) -> "WorkdirLock":
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
 
 
 @contextlib.contextmanager

@@ -134,13 +134,16 @@ class Main:
         self._reader.join(timeout=10)
         return self.proc.returncode, out, self.stderr
 
-    def wait_for(self, condition, timeout=240, what="the condition") -> None:
-        """Poll `condition()` until true; fails if the process ends first."""
+    def wait_for(self, condition, timeout=240, what="the condition", or_end=False) -> bool:
+        """Poll `condition()` until true. If the process ends first: False with `or_end`,
+        else an error."""
         deadline = time.time() + timeout
         while time.time() < deadline:
             if condition():
-                return
+                return True
             if not self.running():
+                if or_end:
+                    return False
                 raise AssertionError(f"process ended before {what}:\n{self.stderr[-3000:]}")
             time.sleep(0.02)
         raise TimeoutError(f"{what} not reached in {timeout}s")

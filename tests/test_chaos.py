@@ -21,7 +21,7 @@ import numpy as np
 from jepax.metrics import read_metrics
 from tests.helpers import Main, assert_trees_equal, last_step, saved_params
 
-STEPS = 40
+STEPS = 72  # more than the kills leave time for: the run must not finish before the plan
 FLAGS = [f"--config.train.steps={STEPS}", "--config.train.checkpoint_every=2",
          "--config.train.keep_checkpoints=2", "--config.mesh.data=1",
          "--config.eval.evaluators=('knn',)", "--config.evals.knn.every=8",
@@ -42,29 +42,30 @@ def markers(directory, moment, pid) -> int:
 
 
 def kill_at(run: Main, sig, moment: str, workdir, marks, rng) -> bool:
-    """Send `sig` at `moment`; True when it landed there (the run had not got past it)."""
+    """Send `sig` at `moment` (or as soon as the run got past it); True when it landed there.
+    A run that ended first (it finished) is not killed."""
+    reached = lambda condition, what: run.wait_for(condition, what=what, or_end=True)
     if moment == "startup":  # once the handler is in place, while modules load
-        run.wait_for(run.catches_sigterm, what="the signal handler")
+        landed = reached(run.catches_sigterm, "the signal handler")
         time.sleep(rng.uniform(0.0, 1.5))
-        landed = run.running() and not markers(marks, "compile", run.pid)
+        landed = landed and not markers(marks, "compile", run.pid)
     elif moment == "compile":
-        run.wait_for(lambda: markers(marks, "compile", run.pid), what="compiling")
+        landed = reached(lambda: markers(marks, "compile", run.pid), "compiling")
         time.sleep(rng.uniform(0.0, 0.5))
-        landed = "train step compiled" not in run.stderr
+        landed = landed and "train step compiled" not in run.stderr
     elif moment == "commit":
-        run.wait_for(lambda: markers(marks, "commit", run.pid), what="a commit")
+        landed = reached(lambda: markers(marks, "commit", run.pid), "a commit")
         time.sleep(rng.uniform(0.0, 0.1))  # the commit is held for 0.3 s
-        landed = True
     elif moment == "eval":
-        run.wait_for(lambda: markers(marks, "eval", run.pid), what="an evaluation")
+        landed = reached(lambda: markers(marks, "eval", run.pid), "an evaluation")
         time.sleep(rng.uniform(0.0, 0.15))
-        landed = markers(marks, "evaldone", run.pid) < markers(marks, "eval", run.pid)
+        landed = landed and markers(marks, "evaldone", run.pid) < markers(marks, "eval", run.pid)
     else:  # a few steps on
         target = last_step(workdir) + rng.randint(1, 3)
-        run.wait_for(lambda: last_step(workdir) >= target, what=f"step {target}")
-        landed = True
+        landed = reached(lambda: last_step(workdir) >= target, f"step {target}")
     landed = landed and run.running()
-    run.send(sig)
+    if run.running():  # late or not, a kill is a kill (the run must not go on to the end)
+        run.send(sig)
     if moment == "commit" and landed:  # the step directory must not have been committed
         landed = any("tmp" in p.name for p in (workdir / "checkpoints").iterdir())
     return landed
