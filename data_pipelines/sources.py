@@ -29,6 +29,7 @@ SOURCES: dict[str, str | Callable[[Any, str], Source]] = {
     "procedural": "data_pipelines.images:procedural_source",
     "eeg": "data_pipelines.eeg:eeg_source",
     "table": "data_pipelines.tables:table_source",
+    "video_pairs": "data_pipelines.video:video_pairs_source",
 }
 
 

@@ -29,6 +29,7 @@ EVALUATORS: dict[str, str | type] = {
     "mlp_probe": "jepax.evaluators.mlp_probe:MLPProbe",
     "resnet_probe": "jepax.evaluators.mlp_probe:ResNetProbe",
     "gbdt": "jepax.evaluators.gbdt:GBDT",
+    "flow_epe": "jepax.evaluators.flow_epe:FlowEPE",
 }
 
 

@@ -83,7 +83,7 @@ class EvalRunner:
         """The variant's outputs for every example, in fixed-size batches (the last padded)."""
         bs = self.config.eval.batch_size
         sh = sharding.batch_sharding(self.mesh)
-        inputs = {k: arrays[k] for k in self.variant.eval_inputs}
+        inputs = {k: arrays[k] for k in self.variant.eval_inputs if k in arrays}
         n = len(next(iter(inputs.values())))
         chunks = []
         for start in range(0, n, bs):

@@ -16,6 +16,7 @@ VARIANTS: dict[str, str | type] = {
     "ijepa": "jepax.variants.ijepa:IJEPA",
     "s_jepa": "jepax.variants.s_jepa:SJEPA",
     "t_jepa": "jepax.variants.t_jepa:TJEPA",
+    "mc_jepa": "jepax.variants.mc_jepa:MCJEPA",
 }
 
 

@@ -84,7 +84,9 @@ class Variant(Protocol):
         """Deterministic host transform of one evaluation example (e.g. resize)."""
 
     eval_inputs: tuple[str, ...]
-    """Keys of the evaluation arrays that ``outputs`` reads (the rest stay on the host)."""
+    """Keys of the evaluation arrays that ``outputs`` reads (the rest stay on the host). A
+    variant with several kinds of evaluation data (images and frame pairs) lists them all;
+    ``outputs`` gets the ones each split has."""
 
     def eval_params(self, params: Params, target: Params | None) -> Params:
         """What is evaluated: e.g. the EMA target encoder. Also applied to sharding trees."""
