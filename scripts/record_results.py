@@ -20,7 +20,7 @@ from jepax.metrics import read_metrics
 # Display name and format of known metrics, in table order; other metrics follow as they are.
 COLUMNS = {"linear_probe_acc": ("linear probe acc", ".3f"), "knn_acc": ("k-NN acc", ".3f"),
            "rankme": ("RankMe", ".1f")}
-HIDDEN = ("linear_probe_train_acc", "rankme_max")
+HIDDEN = ("rankme_max",)  # and every *_train_acc (probes' fit on their training split)
 
 
 def table(workdir: Path) -> list[str]:
@@ -33,7 +33,8 @@ def table(workdir: Path) -> list[str]:
     config = json.loads((workdir / "config.json").read_text())
     rows = {name: row for name, row in result.items() if name != "step"}
     metrics = [k for k in COLUMNS if any(k in r for r in rows.values())]
-    metrics += sorted({k for r in rows.values() for k in r} - set(metrics) - set(HIDDEN))
+    metrics += sorted({k for r in rows.values() for k in r} - set(metrics) - set(HIDDEN)
+                      - {k for r in rows.values() for k in r if k.endswith("_train_acc")})
     label = lambda k: COLUMNS.get(k, (k, ".3f"))
     lines = [f"| outputs (step {result['step']}) | " + " | ".join(label(k)[0] for k in metrics)
              + " |", "| --- |" + " --- |" * len(metrics)]

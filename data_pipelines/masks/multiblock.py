@@ -113,6 +113,17 @@ def _round_up(x: int, multiple: int) -> int:
     return -(-x // multiple) * multiple
 
 
+def pack(idx: np.ndarray, capacity: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed-capacity (indices, valid): a random sorted subset if too long, else padded. The
+    kept order is the input's (sorted lists stay sorted; a list with duplicates keeps them)."""
+    if len(idx) > capacity:
+        keep = np.sort(rng.choice(len(idx), capacity, replace=False))
+        idx = idx[keep]
+    out = np.zeros(capacity, np.int32)
+    out[:len(idx)] = idx
+    return out, np.arange(capacity) < len(idx)
+
+
 class MultiBlockMasks:
     """Samples I-JEPA masks; call per example (jepax semantics) or per batch (official)."""
 
@@ -198,22 +209,13 @@ class MultiBlockMasks:
     def __call__(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """One example's masks (jepax semantics)."""
         targets, _, _, context = self._sample_blocks(rng)
-        ctx_idx, ctx_valid = self._pack(np.flatnonzero(context), self.context_capacity, rng)
-        packed = [self._pack(np.flatnonzero(t), self.target_capacity, rng) for t in targets]
+        ctx_idx, ctx_valid = pack(np.flatnonzero(context), self.context_capacity, rng)
+        packed = [pack(np.flatnonzero(t), self.target_capacity, rng) for t in targets]
         return {
             "context_idx": ctx_idx, "context_valid": ctx_valid,
             "target_idx": np.stack([p[0] for p in packed]),
             "target_valid": np.stack([p[1] for p in packed]),
         }
-
-    @staticmethod
-    def _pack(idx: np.ndarray, capacity: int, rng) -> tuple[np.ndarray, np.ndarray]:
-        """Fixed-capacity (indices, valid): a random sorted subset if too long, else padded."""
-        if len(idx) > capacity:
-            idx = np.sort(rng.choice(idx, capacity, replace=False))
-        out = np.zeros(capacity, np.int32)
-        out[:len(idx)] = idx
-        return out, np.arange(capacity) < len(idx)
 
     # -- official semantics ------------------------------------------------------------------
     def _official_block(self, rng, size, acceptable=None) -> tuple[np.ndarray, np.ndarray]:
@@ -262,8 +264,8 @@ class MultiBlockMasks:
         drawn = self._official_sizes(rng, batch_size)
         keep_t = min(drawn["target"])
         keep_c = min(drawn["context"])
-        ctx = [self._pack(c[:keep_c], self.context_capacity, rng) for c in drawn["contexts"]]
-        tgt = [[self._pack(t[:keep_t], self.target_capacity, rng) for t in ts]
+        ctx = [pack(c[:keep_c], self.context_capacity, rng) for c in drawn["contexts"]]
+        tgt = [[pack(t[:keep_t], self.target_capacity, rng) for t in ts]
                for ts in drawn["targets"]]
         return {
             "context_idx": np.stack([c[0] for c in ctx]),

@@ -25,6 +25,9 @@ EVALUATORS: dict[str, str | type] = {
     "linear_probe": "jepax.evaluators.linear_probe:LinearProbe",
     "knn": "jepax.evaluators.knn:KNN",
     "rankme": "jepax.evaluators.rankme:RankMe",
+    "regression_probe": "jepax.evaluators.regression_probe:RegressionProbe",
+    "fine_tune": "jepax.evaluators.fine_tune:FineTune",
+    "collapse": "jepax.evaluators.collapse:CollapseGuard",
 }
 
 

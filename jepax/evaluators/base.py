@@ -1,7 +1,8 @@
 """What an evaluator sees: rows of the results table, each able to give the evaluation data.
 
 A row is the pretrained model, a randomly initialised one, or a model-free baseline named by the
-variant (raw pixels, band powers, ...). ``row.data(split, examples)`` returns the host arrays of
+variant (raw pixels, band powers, ...). Model rows also carry ``row.model`` = (variant, params).
+``row.data(split, examples)`` returns the host arrays of
 that evaluation subset (labels and whatever else the variant's eval source yields) merged with
 the row's outputs (e.g. 'features'). An evaluator reads the keys its block names and returns a
 dict of metrics, or {} when the row lacks an output it needs (a baseline that has no
@@ -18,9 +19,14 @@ from jepax.config import ConfigError
 
 
 class Row:
-    def __init__(self, name: str, data: Callable[[str, int | None], dict[str, np.ndarray]]):
+    """`model` is (variant, evaluated params) for the model rows and None for baselines:
+    evaluators that adapt the model itself (fine-tuning) read it; the rest read `data`."""
+
+    def __init__(self, name: str, data: Callable[[str, int | None], dict[str, np.ndarray]],
+                 model: tuple[Any, Any] | None = None):
         self.name = name
         self._data = data
+        self.model = model
 
     def data(self, split: str, examples: int | None) -> dict[str, np.ndarray]:
         return self._data(split, examples)

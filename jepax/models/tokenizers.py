@@ -31,3 +31,19 @@ class PatchEmbed(nnx.Module):
 
     def __call__(self, images):
         return self.embed(self.split(images))
+
+
+class RoiPatches(nnx.Module):
+    """fMRI (B, ROI, T) -> (B, ROI * T/p, p) non-overlapping time patches, ROI-major (token =
+    roi * T/p + t) -> linear projection (Brain-JEPA's Conv2d with kernel and stride (1, p))."""
+
+    def __init__(self, patch: int, dim: int, *, dtype, rngs: nnx.Rngs):
+        self.patch = patch
+        self.proj = nnx.Linear(patch, dim, dtype=dtype, kernel_init=dense_init(None, "embed"),
+                               bias_init=zeros("embed"), rngs=rngs)
+
+    def split(self, bold):
+        return rearrange(bold, "b r (t p) -> b (r t) p", p=self.patch)
+
+    def embed(self, patches):
+        return self.proj(patches)
