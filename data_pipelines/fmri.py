@@ -173,7 +173,8 @@ class RobustScale:
         self.median = np.median(values, axis=0).astype(np.float32)
         q75, q25 = np.percentile(values, [75, 25], axis=0)
         self.iqr = (q75 - q25).astype(np.float32)
-        flat = np.flatnonzero(~(self.iqr > 0))
+        spread = float(np.mean([s.std() for s in scans]))  # the data's own scale
+        flat = np.flatnonzero(~(self.iqr > 1e-6 * spread))
         if len(flat):
             why = (" (with data.scaling='official' the IQR is over the subjects' temporal means: "
                    "it needs several training subjects whose ROI means differ, i.e. scans that "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
+from scipy.sparse.csgraph import connected_components
 
 from data_pipelines.errors import DataError
 
@@ -57,6 +58,10 @@ def diffusion_map(a: np.ndarray, k: int, alpha: float = 0.5) -> tuple[np.ndarray
     n = a.shape[0]
     if not 1 <= k < n:
         raise DataError(f"{k} gradients of a {n}-ROI matrix: choose 1 <= k < {n}")
+    parts, _ = connected_components(a > 0, directed=False)
+    if parts > 1:  # eigenvalue 1 repeats: the "gradients" would only label the components
+        raise DataError(f"the sparsified affinity graph falls into {parts} disconnected parts; "
+                        "keep more connections per ROI (a lower sparsity)")
     d = a.sum(axis=1)
     w = a / np.outer(d ** alpha, d ** alpha)
     d = w.sum(axis=1)
