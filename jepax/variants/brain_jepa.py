@@ -38,8 +38,6 @@ from jepax.models.tokenizers import RoiPatches
 from jepax.models.vit import Encoder, Predictor, gather_tokens
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-# The paper's encoders (width, depth, heads); the predictor is 384 wide and 6 deep for all.
-VIT_SIZES = {"small": (384, 12, 6), "base": (768, 12, 12), "large": (1024, 24, 16)}
 POSITIONS = ("gradient", "sincos", "anatomy")
 
 
