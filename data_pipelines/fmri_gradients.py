@@ -29,8 +29,9 @@ def sparsify_rows(x: np.ndarray, sparsity: float) -> np.ndarray:
     n = x.shape[1]
     keep = int(n * (1.0 - sparsity))
     if not 0 < keep <= n:
-        raise DataError(f"sparsity={sparsity} keeps {keep} of {n} entries per row; use a value "
-                        "in [0, 1) that keeps at least one")
+        raise DataError(f"sparsity={sparsity} keeps {keep} of {n} entries per row (BrainSpace's "
+                        "int(n * (1 - sparsity))); use a lower sparsity (--sparsity, or "
+                        "data.gradient_sparsity for the run's own gradients)")
     top = np.argpartition(x, n - keep, axis=1)[:, -keep:]
     out = np.zeros_like(x)
     rows = np.arange(len(x))[:, None]
@@ -61,7 +62,8 @@ def diffusion_map(a: np.ndarray, k: int, alpha: float = 0.5) -> tuple[np.ndarray
     parts, _ = connected_components(a > 0, directed=False)
     if parts > 1:  # eigenvalue 1 repeats: the "gradients" would only label the components
         raise DataError(f"the sparsified affinity graph falls into {parts} disconnected parts; "
-                        "keep more connections per ROI (a lower sparsity)")
+                        "keep more connections per ROI (a lower --sparsity or "
+                        "data.gradient_sparsity)")
     d = a.sum(axis=1)
     w = a / np.outer(d ** alpha, d ** alpha)
     d = w.sum(axis=1)

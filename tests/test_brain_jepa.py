@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from data_pipelines.pipeline import eval_arrays, train_dataset
 from jepax import train
 from jepax.config import load_config
 from jepax.evaluators.base import Row
@@ -29,7 +30,7 @@ def tiny(**sections):
     """:tiny shrunk for tests: HCP only, 80 ROIs x 3 time patches of 4 frames, batch 8."""
     c = load_config(CONFIG + ":tiny")
     c.logging.update(progress=False, tensorboard=False)
-    c.model.update(width=16, heads=2, pred_width=8, pred_heads=2)
+    c.model.update(width=16, heads=2, pred_width=8, pred_heads=2, patch=4)
     c.data.update(sets=("hcp",), frames=12, gradient_dims=4, eval_windows=3)
     c.train.update(batch_size=8, log_every=1)
     c.optim.update(lr=3e-3, start_lr=3e-4, warmup_steps=2)
@@ -98,6 +99,9 @@ def test_loss_ignores_padding_and_reports_collapse_monitors(model):
     assert 0 < metrics["target_std"] <= 1.0 and metrics["pred_std"] > 0
     moved = dict(batch, target_idx=jnp.where(batch["target_valid"], batch["target_idx"], 7))
     np.testing.assert_allclose(loss_fn(params, moved)[0], loss, rtol=1e-6)
+    # target_std measures input dependence: identical inputs give identical targets
+    same = dict(batch, bold=jnp.broadcast_to(batch["bold"][:1], batch["bold"].shape))
+    assert float(loss_fn(params, same)[1]["target_std"]) < 1e-6
 
 
 def test_fc_baseline_is_the_upper_triangle_of_each_windows_correlation():
@@ -197,3 +201,23 @@ def test_tiny_resumes_bit_for_bit(tiny_run, tmp_path):
     assert train.run(config, tmp_path)["step"] == 16
     assert losses(tmp_path) == losses(ref_dir)
     assert_trees_equal(final_params(tmp_path, 16), final_params(ref_dir, 16))
+
+
+def test_a_folder_of_your_own_scans_feeds_the_variant_and_its_labelled_splits(tmp_path):
+    """Your files with one flag: .tsv scans (time x ROI) with a split file carrying labels."""
+    rng = np.random.default_rng(0)
+    lines = ["subject,split,label"]
+    for i in range(6):
+        scan = rng.normal(size=(60, 10)).cumsum(0)  # time x ROI
+        np.savetxt(tmp_path / f"sub{i}.tsv", scan, delimiter="\t")
+        lines.append(f"sub{i},{'train' if i < 4 else 'test'},{i % 2}")
+    (tmp_path / "splits.csv").write_text("\n".join(lines))
+    config = tiny(data__dataset="fmri_folder", data__path=str(tmp_path), data__rois=10,
+                  data__orientation="time_roi", data__sampling_rate=1, data__gradient_sparsity=0.5)
+    variant = BrainJEPA(config)
+    assert variant.roi_features.shape == (10, 4) and len(variant.train_source()) == 4
+    batch = next(iter(train_dataset(variant.train_source(), seed=0, global_batch=8,
+                                    example_fn=variant.example_fn())))
+    assert batch["bold"].shape == (8, 10, 12) and batch["target_idx"].shape[1] == 3
+    test = eval_arrays(variant.eval_source("test"), None)
+    assert test["bold"].shape == (6, 10, 12) and sorted(test["label"]) == [0, 0, 0, 1, 1, 1]

@@ -37,9 +37,10 @@ class RoiPatches(nnx.Module):
     """fMRI (B, ROI, T) -> (B, ROI * T/p, p) non-overlapping time patches, ROI-major (token =
     roi * T/p + t) -> linear projection (Brain-JEPA's Conv2d with kernel and stride (1, p))."""
 
-    def __init__(self, patch: int, dim: int, *, dtype, rngs: nnx.Rngs):
+    def __init__(self, patch: int, dim: int, *, dtype, rngs: nnx.Rngs, init_std: float = 0.02):
         self.patch = patch
-        self.proj = nnx.Linear(patch, dim, dtype=dtype, kernel_init=dense_init(None, "embed"),
+        self.proj = nnx.Linear(patch, dim, dtype=dtype,
+                               kernel_init=dense_init(None, "embed", scale=init_std / 0.02),
                                bias_init=zeros("embed"), rngs=rngs)
 
     def split(self, bold):
