@@ -17,12 +17,12 @@ import time
 import jax
 import numpy as np
 
-from data_pipelines.pipeline import train_dataset
 from jepax import cpu_devices, experiment, sharding, train, variants
 from jepax.config import load_config
 from jepax.flops import peak_flops_per_device
 from jepax.metrics import read_metrics
 
+from benchmarks.data_pipeline import loader_rate
 from benchmarks.ijepa_step import cpu_matmul_peak
 
 CONFIG = "experiments/brain_jepa.py"
@@ -30,17 +30,6 @@ CONFIG = "experiments/brain_jepa.py"
 
 def config_for(preset: str):
     return load_config(CONFIG + (f":{preset}" if preset != "default" else ""))
-
-
-def loader_rate(config, variant, batches: int):
-    it = iter(train_dataset(variant.train_source(), seed=0, global_batch=config.train.batch_size,
-                            example_fn=variant.example_fn(), batch_fn=variant.batch_fn(),
-                            num_threads=config.data.num_threads, prefetch=config.data.prefetch))
-    next(it)
-    t0 = time.perf_counter()
-    for _ in range(batches):
-        batch = next(it)
-    return batches / (time.perf_counter() - t0), batch
 
 
 def step_time(config, variant, batch_np, steps: int) -> tuple[float, float]:

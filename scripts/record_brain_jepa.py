@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's packages
 
 from jepax.metrics import read_metrics  # noqa: E402
-from scripts.record_results import cpu_name, write_between_markers  # noqa: E402
+from scripts.record_results import cpu_name, newest_eval, write_between_markers  # noqa: E402
 
 ROWS = ("pretrained", "random init", "raw ROI series", "FC")
 # (metric key, column title, format); a missing metric shows as an empty cell.
@@ -35,14 +34,6 @@ COLUMNS = (
 PAPER = ("Paper, for context only (Dong et al. 2024, Table 1: HCP-Aging, 656 subjects, 450 ROIs, "
          "ViT-B pretrained on ~32k UK Biobank scans, fine-tuned; different data, tasks and "
          "scale): age Pearson r ~0.84, sex accuracy ~81.5%.")
-
-
-def newest_eval(workdir: Path) -> dict:
-    evals = sorted((workdir / "results").glob("eval_step*.json"),
-                   key=lambda p: int(re.findall(r"\d+", p.stem)[-1]))
-    if not evals:
-        raise SystemExit(f"no results/eval_step*.json in {workdir}: run the experiment first")
-    return json.loads(evals[-1].read_text())
 
 
 def table(workdir: Path) -> list[str]:

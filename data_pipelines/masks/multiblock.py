@@ -113,6 +113,21 @@ def _round_up(x: int, multiple: int) -> int:
     return -(-x // multiple) * multiple
 
 
+def resolve_capacity(setting, exact_max: int, which: str, pad_multiple: int, sampled_counts) -> int:
+    """A list's fixed capacity: None = the exact maximum; 'auto' = the 99th percentile of
+    `sampled_counts()` (sizes drawn with seed 0); an int as given. Rounded up to pad_multiple,
+    never above the (rounded) exact maximum."""
+    if setting is None:
+        cap = exact_max
+    elif setting == "auto":
+        cap = min(exact_max, int(np.ceil(np.quantile(sampled_counts(), 0.99))))
+    else:
+        cap = int(setting)
+        if cap < 1:
+            raise MaskConfigError(f"mask.{which}_capacity={setting} must be positive, 'auto' or None")
+    return min(_round_up(max(cap, 1), pad_multiple), _round_up(exact_max, pad_multiple))
+
+
 def pack(idx: np.ndarray, capacity: int, rng) -> tuple[np.ndarray, np.ndarray]:
     """Fixed-capacity (indices, valid): a random sorted subset if too long, else padded. The
     kept order is the input's (sorted lists stay sorted; a list with duplicates keeps them)."""
@@ -158,27 +173,18 @@ class MultiBlockMasks:
                 largest(s.context_scale, s.context_aspect))
 
     def _capacity(self, setting, exact_max: int, which: str) -> int:
-        if setting is None:
-            cap = exact_max
-        elif setting == "auto":
-            cap = self._auto_capacity(which, exact_max)
-        else:
-            cap = int(setting)
-            if cap < 1:
-                raise MaskConfigError(f"mask.{which}_capacity={setting} must be positive, "
-                                      "'auto' or None")
-        return min(_round_up(cap, self.spec.pad_multiple), _round_up(exact_max, self.spec.pad_multiple))
+        return resolve_capacity(setting, exact_max, which, self.spec.pad_multiple,
+                                lambda: self._sampled_counts(which))
 
-    def _auto_capacity(self, which: str, exact_max: int) -> int:
+    def _sampled_counts(self, which: str) -> list[int]:
         rng = np.random.default_rng(0)
         if self.spec.official:
             counts = []
             for _ in range(64):
                 sizes = self._official_sizes(rng, 64)
                 counts.extend(sizes[which])
-        else:
-            counts = [self._sample_blocks(rng)[1 if which == "context" else 2] for _ in range(4096)]
-        return min(exact_max, int(np.ceil(np.quantile(counts, 0.99))))
+            return counts
+        return [self._sample_blocks(rng)[1 if which == "context" else 2] for _ in range(4096)]
 
     # -- jepax semantics ---------------------------------------------------------------------
     def _random_block(self, rng, scale, aspect) -> np.ndarray:

@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from data_pipelines.masks.multiblock import MaskConfigError, _round_up, pack
+from data_pipelines.masks.multiblock import MaskConfigError, pack, resolve_capacity
 
 MAX_RESAMPLES = 200
 OFFICIAL_END_COLUMNS = 3  # the released collator's hard-coded early/late column pools
@@ -136,22 +136,12 @@ class SpatiotemporalMasks:
         return obs, max(alpha, ends)
 
     def _capacity(self, setting, exact: int, which: str) -> int:
-        if setting is None:
-            cap = exact
-        elif setting == "auto":
+        def sampled():
             rng = np.random.default_rng(0)
             if self.spec.official:
-                counts = [n for _ in range(64) for n in self._official_draw(rng, 64)[which]]
-            else:
-                counts = [self._sample(rng)[which] for _ in range(2048)]
-            cap = int(np.ceil(np.quantile(counts, 0.99)))
-        else:
-            cap = int(setting)
-            if cap < 1:
-                raise MaskConfigError(f"mask.{which}_capacity={setting} must be positive, "
-                                      "'auto' or None")
-        return min(_round_up(max(cap, 1), self.spec.pad_multiple),
-                   _round_up(exact, self.spec.pad_multiple))
+                return [n for _ in range(64) for n in self._official_draw(rng, 64)[which]]
+            return [self._sample(rng)[which] for _ in range(2048)]
+        return resolve_capacity(setting, exact, which, self.spec.pad_multiple, sampled)
 
     # -- paper semantics ---------------------------------------------------------------------
     def _roi_block(self, rng, pool: np.ndarray, k: int) -> np.ndarray:

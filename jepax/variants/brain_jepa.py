@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -33,20 +32,18 @@ import optax
 from data_pipelines import fmri, sources
 from data_pipelines.errors import DataError
 from data_pipelines.masks.spatiotemporal import SpatiotemporalMasks, SpatiotemporalSpec
-from jepax import flops
 from jepax.config import ConfigError
 from jepax.models.functional import Functional
-from jepax.models.layers import ATTENTION_IMPLEMENTATIONS, normalize_features
+from jepax.models.layers import ATTENTION_IMPLEMENTATIONS
 from jepax.models.posemb import RoiTimePositions
 from jepax.models.tokenizers import RoiPatches
-from jepax.models.vit import Encoder, Predictor, gather_tokens
+from jepax.models.vit import Encoder, Predictor
+from jepax.variants.encoder_predictor import DTYPES, EncoderPredictorJEPA
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 POSITIONS = ("gradient", "sincos", "anatomy")
 
 
-class BrainJEPA:
-    transfer_paths = ("params/encoder", "target")
+class BrainJEPA(EncoderPredictorJEPA):
     replicated_keys = frozenset()
     eval_inputs = ("bold",)
 
@@ -71,19 +68,6 @@ class BrainJEPA:
             rngs=rngs, positions=positions(m.pred_width, rngs), **common))
         self.dtype = dtype
 
-    # -- parameters --------------------------------------------------------------------------
-    def init_params(self, key):
-        k_enc, k_pred = jax.random.split(key)
-        return {"encoder": self.encoder.init(k_enc), "predictor": self.predictor.init(k_pred)}
-
-    def param_specs(self, mesh, rules):
-        return {"encoder": self.encoder.specs(mesh, rules),
-                "predictor": self.predictor.specs(mesh, rules)}
-
-    @staticmethod
-    def ema_source(params):
-        return params["encoder"]
-
     # -- data --------------------------------------------------------------------------------
     def train_source(self):
         return sources.get(self.config.data, "pretrain")
@@ -102,14 +86,7 @@ class BrainJEPA:
     # -- objective ---------------------------------------------------------------------------
     def loss(self, params, target, batch, rng):
         del rng  # crops and masks come from the data pipeline
-        x = batch["bold"].astype(self.dtype)
-        h = jax.lax.stop_gradient(self.encoder(target, x))
-        h = normalize_features(h.astype(jnp.float32))
-        b, m, t = batch["target_idx"].shape
-        targets = gather_tokens(h, batch["target_idx"].reshape(b, m * t)).reshape(b, m, t, -1)
-        z = self.encoder(params["encoder"], x, batch["context_idx"], batch["context_valid"])
-        pred = self.predictor(params["predictor"], z, batch["context_idx"], batch["context_valid"],
-                              batch["target_idx"], batch["target_valid"]).astype(jnp.float32)
+        pred, targets, h = self.predict(params, target, batch["bold"].astype(self.dtype), batch)
         valid = batch["target_valid"].astype(jnp.float32)
         per_token = optax.huber_loss(pred, targets, delta=1.0).mean(-1)  # smooth-L1, beta 1
         count = valid.sum(-1)
@@ -129,11 +106,6 @@ class BrainJEPA:
     def eval_example_fn(self):
         return None  # evaluation windows are cropped, scaled and demeaned by the source
 
-    @staticmethod
-    def eval_params(params, target):
-        """Evaluators read the EMA target encoder (as the paper's probes)."""
-        return target
-
     def outputs(self, target, inputs):
         """Average-pooled target-encoder features (the paper's global average pooling)."""
         h = self.encoder(target, inputs["bold"].astype(self.dtype)).astype(jnp.float32)
@@ -144,18 +116,8 @@ class BrainJEPA:
         return {"raw ROI series": _raw_series, "FC": _fc_features}
 
     def flops_per_step(self, global_batch: int) -> float:
-        m = self.config.model
-        n = self.grid[0] * self.grid[1]
-        c, t, k = self.masks.context_capacity, self.masks.target_capacity, self.masks.num_targets
-        target_fwd = (flops.linear(global_batch * n, m.patch, m.width)
-                      + flops.transformer(global_batch, n, m.width, m.depth, m.mlp_ratio))
-        context_fwd = (flops.linear(global_batch * c, m.patch, m.width)
-                       + flops.transformer(global_batch, c, m.width, m.depth, m.mlp_ratio))
-        pred_fwd = (flops.linear(global_batch * c, m.width, m.pred_width)
-                    + flops.transformer(global_batch * k, c + t, m.pred_width, m.pred_depth,
-                                        m.mlp_ratio, outputs=t)
-                    + flops.linear(global_batch * k * t, m.pred_width, m.width))
-        return target_fwd + 3 * (context_fwd + pred_fwd)  # backward = 2x forward
+        return self.jepa_flops(global_batch, self.grid[0] * self.grid[1], self.config.model.patch,
+                               self.masks.num_targets)
 
 
 def _feature_std(x, weights=None):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -22,20 +21,16 @@ import optax
 from data_pipelines import sources
 from data_pipelines.masks.multiblock import MultiBlockMasks, MultiBlockSpec
 from data_pipelines.transforms import augment, resize
-from jepax import flops
 from jepax.config import ConfigError
 from jepax.models.functional import Functional
-from jepax.models.layers import ATTENTION_IMPLEMENTATIONS, normalize_features
+from jepax.models.layers import ATTENTION_IMPLEMENTATIONS
 from jepax.models.tokenizers import PatchEmbed
-from jepax.models.vit import Encoder, Predictor, gather_tokens
+from jepax.models.vit import Encoder, Predictor
+from jepax.variants.encoder_predictor import DTYPES, EncoderPredictorJEPA
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-
-
-class IJEPA:
+class IJEPA(EncoderPredictorJEPA):
     """The I-JEPA variant: models, masks, loss, evaluation features and FLOPs."""
 
-    transfer_paths = ("params/encoder", "target")
     replicated_keys = frozenset()
     eval_inputs = ("image",)
 
@@ -59,20 +54,6 @@ class IJEPA:
             self.grid, in_dim=m.width, dim=m.pred_width, depth=m.pred_depth,
             heads=m.pred_heads, rngs=rngs, **common))
         self.dtype = dtype
-
-    # -- parameters --------------------------------------------------------------------------
-    def init_params(self, key):
-        k_enc, k_pred = jax.random.split(key)
-        return {"encoder": self.encoder.init(k_enc), "predictor": self.predictor.init(k_pred)}
-
-    def param_specs(self, mesh, rules):
-        return {"encoder": self.encoder.specs(mesh, rules),
-                "predictor": self.predictor.specs(mesh, rules)}
-
-    @staticmethod
-    def ema_source(params):
-        """The target encoder is an EMA of the context encoder."""
-        return params["encoder"]
 
     # -- data --------------------------------------------------------------------------------
     def train_source(self):
@@ -98,14 +79,7 @@ class IJEPA:
     # -- objective ---------------------------------------------------------------------------
     def loss(self, params, target, batch, rng):
         del rng  # masks and augmentations come from the data pipeline
-        images = self.normalize(batch["image"])
-        h = jax.lax.stop_gradient(self.encoder(target, images))
-        h = normalize_features(h.astype(jnp.float32))
-        b, m, t = batch["target_idx"].shape
-        h = gather_tokens(h, batch["target_idx"].reshape(b, m * t)).reshape(b, m, t, -1)
-        z = self.encoder(params["encoder"], images, batch["context_idx"], batch["context_valid"])
-        pred = self.predictor(params["predictor"], z, batch["context_idx"], batch["context_valid"],
-                              batch["target_idx"], batch["target_valid"]).astype(jnp.float32)
+        pred, h, _ = self.predict(params, target, self.normalize(batch["image"]), batch)
         valid = batch["target_valid"][..., None].astype(jnp.float32)
         per_elem = optax.huber_loss(pred, h, delta=1.0)  # == smooth-L1 with beta 1
         loss = (per_elem * valid).sum() / (valid.sum() * h.shape[-1])
@@ -118,11 +92,6 @@ class IJEPA:
     def eval_example_fn(self):
         return functools.partial(_resized, size=self.config.data.image_size)
 
-    @staticmethod
-    def eval_params(params, target):
-        """Evaluators read the EMA target encoder (as the paper's linear probes)."""
-        return target
-
     def outputs(self, target, inputs):
         """Average-pooled target-encoder features."""
         images = self.normalize(inputs["image"])
@@ -134,18 +103,8 @@ class IJEPA:
 
     def flops_per_step(self, global_batch: int) -> float:
         m, d = self.config.model, self.config.data
-        n = self.grid[0] * self.grid[1]
-        c, t, k = self.masks.context_capacity, self.masks.target_capacity, self.config.mask.num_targets
-        patch_dim = m.patch_size ** 2 * d.channels
-        target_fwd = (flops.linear(global_batch * n, patch_dim, m.width)
-                      + flops.transformer(global_batch, n, m.width, m.depth, m.mlp_ratio))
-        context_fwd = (flops.linear(global_batch * c, patch_dim, m.width)  # only kept patches
-                       + flops.transformer(global_batch, c, m.width, m.depth, m.mlp_ratio))
-        pred_fwd = (flops.linear(global_batch * c, m.width, m.pred_width)
-                    + flops.transformer(global_batch * k, c + t, m.pred_width, m.pred_depth,
-                                        m.mlp_ratio, outputs=t)
-                    + flops.linear(global_batch * k * t, m.pred_width, m.width))
-        return target_fwd + 3 * (context_fwd + pred_fwd)  # backward = 2x forward
+        return self.jepa_flops(global_batch, self.grid[0] * self.grid[1],
+                               m.patch_size ** 2 * d.channels, self.config.mask.num_targets)
 
 
 def _resized(example, *, size):
