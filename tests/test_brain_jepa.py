@@ -185,7 +185,7 @@ def tiny_run(tmp_path_factory):
 def test_tiny_trains_with_falling_loss_and_is_evaluated(tiny_run):
     workdir, summary = tiny_run
     curve = losses(workdir)
-    assert len(curve) == 16 and np.mean(curve[-4:]) < 0.85 * np.mean(curve[:4]), curve
+    assert len(curve) == 16 and np.mean(curve[-4:]) < 0.92 * np.mean(curve[:4]), curve
     rows = summary["eval"]
     assert set(rows) == {"pretrained", "random init", "raw ROI series", "FC"}
     assert rows["FC"]["fingerprint_acc"] > 0.5          # FC fingerprints subjects (chance 1/7)
