@@ -112,11 +112,19 @@ def get_config(arg=None):
     c.evals = dict(
         # First, so a collapsed run stops before anything else is evaluated.
         collapse=evaluators.block("collapse", every=250, split="train", examples=512),
+        # Linear probes on globally pooled features (the paper's) and on per-ROI pooled ones.
         fingerprint=evaluators.block("linear_probe", train_split="train", test_split="test"),
+        fingerprint_roi=evaluators.block("linear_probe", outputs="roi_features",
+                                         train_split="train", test_split="test"),
         fingerprint_short=evaluators.block("linear_probe", train_split="fingerprint_short_train",
                                            test_split="fingerprint_short_test"),
+        fingerprint_short_roi=evaluators.block("linear_probe", outputs="roi_features",
+                                               train_split="fingerprint_short_train",
+                                               test_split="fingerprint_short_test"),
         coupling=evaluators.block("regression_probe", label="coupling",
                                   train_split="coupling_train", test_split="coupling_test"),
+        coupling_roi=evaluators.block("regression_probe", label="coupling", outputs="roi_features",
+                                      train_split="coupling_train", test_split="coupling_test"),
         # The released recipe runs 50 epochs at base lr 1e-3; on 2 cores 120 steps, so a 10x
         # base lr (measured: at 1e-3 and 60 steps neither row moved off chance).
         fingerprint_ft=evaluators.block("fine_tune", train_split="train", test_split="test",

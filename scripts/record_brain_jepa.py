@@ -23,10 +23,14 @@ ROWS = ("pretrained", "random init", "raw ROI series", "FC")
 # (metric key, column title, format); a missing metric shows as an empty cell.
 COLUMNS = (
     ("fingerprint_acc", "fingerprint acc, probe", ".3f"),
-    ("fingerprint_short_acc", "fingerprint acc (short windows), probe", ".3f"),
+    ("fingerprint_roi_acc", "fingerprint acc, probe per ROI", ".3f"),
+    ("fingerprint_short_acc", "short-window fingerprint, probe", ".3f"),
+    ("fingerprint_short_roi_acc", "short-window fingerprint, probe per ROI", ".3f"),
     ("fingerprint_ft_acc", "fingerprint acc, fine-tuned", ".3f"),
     ("coupling_r", "coupling r, probe", ".3f"),
     ("coupling_mse", "coupling MSE, probe", ".3f"),
+    ("coupling_roi_r", "coupling r, probe per ROI", ".3f"),
+    ("coupling_roi_mse", "coupling MSE, probe per ROI", ".3f"),
     ("coupling_ft_r", "coupling r, fine-tuned", ".3f"),
     ("coupling_ft_mse", "coupling MSE, fine-tuned", ".3f"),
     ("rankme", "RankMe", ".1f"),
@@ -69,12 +73,13 @@ def plot(workdir: Path, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     result = newest_eval(workdir)
-    panels = [("subject fingerprint (accuracy)", ("fingerprint_acc", "fingerprint_short_acc",
-                                                  "fingerprint_ft_acc"),
-               ("probe", "probe, short windows", "fine-tuned")),
-              ("global coupling (Pearson r)", ("coupling_r", "coupling_ft_r"),
-               ("probe", "fine-tuned"))]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    panels = [("subject fingerprint (accuracy)",
+               ("fingerprint_acc", "fingerprint_roi_acc", "fingerprint_short_acc",
+                "fingerprint_short_roi_acc", "fingerprint_ft_acc"),
+               ("probe", "probe\nper ROI", "short\nprobe", "short probe\nper ROI", "fine-\ntuned")),
+              ("global coupling (Pearson r)", ("coupling_r", "coupling_roi_r", "coupling_ft_r"),
+               ("probe", "probe\nper ROI", "fine-\ntuned"))]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), gridspec_kw={"width_ratios": [5, 3]})
     for ax, (title, keys, labels) in zip(axes, panels):
         rows = [r for r in ROWS if r in result]
         width = 0.8 / len(rows)

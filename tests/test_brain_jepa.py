@@ -106,7 +106,7 @@ def test_loss_ignores_padding_and_reports_collapse_monitors(model):
 
 def test_fc_baseline_is_the_upper_triangle_of_each_windows_correlation():
     bold = np.random.default_rng(0).normal(size=(3, 5, 40)).astype(np.float32)
-    features = _fc_features({"bold": bold})["features"]
+    features = _fc_features({"bold": bold})
     iu = np.triu_indices(5, 1)
     np.testing.assert_allclose(features[1], np.corrcoef(bold[1])[iu], atol=1e-5)
 

@@ -107,13 +107,18 @@ class BrainJEPA(EncoderPredictorJEPA):
         return None  # evaluation windows are cropped, scaled and demeaned by the source
 
     def outputs(self, target, inputs):
-        """Average-pooled target-encoder features (the paper's global average pooling)."""
+        """Target-encoder features, average-pooled over all tokens (`features`, the paper's
+        global average pooling) and over each ROI's time patches (`roi_features`: ROI x width,
+        flattened; global pooling mixes the ROIs, which is where subject identity lives)."""
         h = self.encoder(target, inputs["bold"].astype(self.dtype)).astype(jnp.float32)
-        return {"features": h.mean(axis=1)}
+        per_roi = h.reshape(h.shape[0], self.grid[0], self.grid[1], -1).mean(axis=2)
+        return {"features": h.mean(axis=1), "roi_features": per_roi.reshape(h.shape[0], -1)}
 
     @staticmethod
     def baselines():
-        return {"raw ROI series": _raw_series, "FC": _fc_features}
+        """Model-free rows; each has one feature set, given for both pooled-feature columns."""
+        both = lambda fn: lambda arrays: {"features": (f := fn(arrays)), "roi_features": f}
+        return {"raw ROI series": both(_raw_series), "FC": both(_fc_features)}
 
     def flops_per_step(self, global_batch: int) -> float:
         return self.jepa_flops(global_batch, self.grid[0] * self.grid[1], self.config.model.patch,
@@ -143,7 +148,7 @@ def _official_batch_masks(batch, rng, *, masks):
 
 def _raw_series(arrays):
     bold = arrays["bold"]
-    return {"features": bold.reshape(len(bold), -1).astype(np.float32)}
+    return bold.reshape(len(bold), -1).astype(np.float32)
 
 
 def _fc_features(arrays):
@@ -153,7 +158,7 @@ def _fc_features(arrays):
     x = x / (np.linalg.norm(x, axis=2, keepdims=True) + 1e-12)
     fc = np.einsum("nrt,nst->nrs", x, x)
     iu = np.triu_indices(x.shape[1], 1)
-    return {"features": fc[:, iu[0], iu[1]].astype(np.float32)}
+    return fc[:, iu[0], iu[1]].astype(np.float32)
 
 
 def roi_features(config) -> np.ndarray | None:
