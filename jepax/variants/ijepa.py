@@ -18,7 +18,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from data_pipelines import sources
 from data_pipelines.masks.multiblock import MultiBlockMasks, MultiBlockSpec
 from data_pipelines.transforms import augment, resize
 from jepax.config import ConfigError
@@ -26,7 +25,8 @@ from jepax.models.functional import Functional
 from jepax.models.layers import ATTENTION_IMPLEMENTATIONS
 from jepax.models.tokenizers import PatchEmbed
 from jepax.models.vit import Encoder, Predictor
-from jepax.variants.encoder_predictor import DTYPES, EncoderPredictorJEPA
+from jepax.variants.jepa import DTYPES, EncoderPredictorJEPA
+
 
 class IJEPA(EncoderPredictorJEPA):
     """The I-JEPA variant: models, masks, loss, evaluation features and FLOPs."""
@@ -56,9 +56,6 @@ class IJEPA(EncoderPredictorJEPA):
         self.dtype = dtype
 
     # -- data --------------------------------------------------------------------------------
-    def train_source(self):
-        return sources.get(self.config.data, "train")
-
     def example_fn(self):
         """Per-example host transform for the training stream (augment + masks)."""
         d = self.config.data
@@ -86,9 +83,6 @@ class IJEPA(EncoderPredictorJEPA):
         return loss, {"target_std": jnp.sqrt(jnp.mean(jnp.var(pred, axis=(0, 1, 2))))}
 
     # -- evaluation --------------------------------------------------------------------------
-    def eval_source(self, split):
-        return sources.get(self.config.data, split)
-
     def eval_example_fn(self):
         return functools.partial(_resized, size=self.config.data.image_size)
 

@@ -1,15 +1,15 @@
-"""What I-JEPA-style variants share: a context encoder, its EMA as the target encoder, and a
-narrow predictor of the target encoder's (layer-normed) embeddings at masked token positions.
-
-A variant subclasses :class:`EncoderPredictorJEPA`, builds ``self.encoder`` and ``self.predictor``
-(``Functional`` modules) and adds its data, loss reduction and evaluation; ``predict`` runs the
-three networks on one batch of index masks."""
+"""What every encoder + predictor JEPA variant shares: parameters ``{"encoder", "predictor"}``
+built from two ``Functional`` modules, the target an EMA of the encoder, data from the sources
+registry by ``config.data``, evaluation on the EMA target encoder; for I-JEPA-style variants
+(ViT encoder over a token grid, narrow predictor at masked token positions) also ``predict``,
+the three networks on one batch of index masks, and their analytic FLOPs."""
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 
+from data_pipelines import sources
 from jepax import flops
 from jepax.models.layers import normalize_features
 from jepax.models.vit import gather_tokens
@@ -18,8 +18,9 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 class EncoderPredictorJEPA:
+    """Mixin: the subclass sets ``self.config``, ``self.encoder`` and ``self.predictor``."""
+
     transfer_paths = ("params/encoder", "target")
-    encoder = predictor = None  # Functional modules, built by the subclass
 
     def init_params(self, key):
         k_enc, k_pred = jax.random.split(key)
@@ -34,15 +35,22 @@ class EncoderPredictorJEPA:
         """The target encoder is an EMA of the context encoder."""
         return params["encoder"]
 
+    def train_source(self):
+        return sources.get(self.config.data, "train")
+
+    def eval_source(self, split):
+        return sources.get(self.config.data, split)
+
     @staticmethod
     def eval_params(params, target):
-        """Evaluators read the EMA target encoder (as the papers' probes)."""
+        """Downstream evaluation reads the frozen EMA target encoder, as the papers do."""
         return target
 
     def predict(self, params, target, inputs, batch):
         """(predictions, targets, h): the predictor's outputs and the layer-normed target
         embeddings at batch['target_idx'] (both (B, M, T, D) float32), and the normalized
-        target features of every token (B, N, D). The target branch carries no gradient."""
+        target features of every token (B, N, D). The target branch carries no gradient.
+        For ViT ``Encoder`` / ``Predictor`` modules (jepax/models/vit.py)."""
         h = jax.lax.stop_gradient(self.encoder(target, inputs))
         h = normalize_features(h.astype(jnp.float32))
         b, m, t = batch["target_idx"].shape
@@ -53,9 +61,9 @@ class EncoderPredictorJEPA:
         return pred, targets, h
 
     def jepa_flops(self, global_batch: int, tokens: int, patch_dim: int, num_targets: int) -> float:
-        """Analytic FLOPs of one step: target encoder forward on all `tokens`, context encoder and
-        predictor forward + backward (2x forward) at the masks' capacities. Reads model.width,
-        depth, mlp_ratio, pred_width, pred_depth and self.masks' context/target capacities."""
+        """Analytic FLOPs of one ``predict`` step: target encoder forward on all `tokens`, context
+        encoder and predictor forward + backward (2x forward) at the masks' capacities. Reads
+        model.width, depth, mlp_ratio, pred_width, pred_depth and self.masks' capacities."""
         m, b = self.config.model, global_batch
         c, t = self.masks.context_capacity, self.masks.target_capacity
         target_fwd = (flops.linear(b * tokens, patch_dim, m.width)
