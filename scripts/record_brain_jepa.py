@@ -40,10 +40,14 @@ PAPER = ("Paper, for context only (Dong et al. 2024, Table 1: HCP-Aging, 656 sub
          "scale): age Pearson r ~0.84, sex accuracy ~81.5%.")
 
 
-def table(workdir: Path) -> list[str]:
+def table(workdir: Path, shared: bool = False) -> list[str]:
     result = newest_eval(workdir)
     config = json.loads((workdir / "config.json").read_text())
-    train_s = sum(r["step_s"] for r in read_metrics(workdir))
+    logged = [r for r in read_metrics(workdir) if "step_s" in r]
+    train_s = sum(r["step_s"] for r in logged)
+    waits = [r["data_wait_frac"] for r in logged[1:] if "data_wait_frac" in r]  # not compile
+    wait = f", data wait {sum(waits) / len(waits):.1%} of step time" if waits else ""
+    machine = cpu_name() + (", shared with other jobs (an idle machine is faster)" if shared else "")
     present = [c for c in COLUMNS if any(c[0] in result.get(r, {}) for r in ROWS)]
     lines = [f"| features (step {result['step']}) | " + " | ".join(c[1] for c in present) + " |",
              "| --- |" + " --- |" * len(present)]
@@ -57,7 +61,7 @@ def table(workdir: Path) -> list[str]:
     pre = result.get("pretrained", {})
     lines += ["", f"{result['step']} steps of batch {config['train']['batch_size']} "
               f"({m['width']}x{m['depth']} ViT, {d['rois']} ROIs x {d['frames']} frames, patch "
-              f"{m['patch']}) in {train_s / 60:.1f} min of training on {cpu_name()}. "
+              f"{m['patch']}) in {train_s / 60:.1f} min of training{wait} on {machine}. "
               f"Collapse check of the pretrained features: spread "
               f"{pre.get('collapse_spread', float('nan')):.3g}, centred rank "
               f"{pre.get('collapse_rank', float('nan')):.1f}. Fingerprint chance 1/7 = 0.143; "
@@ -101,8 +105,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", required=True, type=Path)
     parser.add_argument("--into", type=Path, help="also write the table between <results> markers")
+    parser.add_argument("--shared", action="store_true", help="say the machine was shared")
     args = parser.parse_args()
-    lines = table(args.workdir)
+    lines = table(args.workdir, args.shared)
     results = args.workdir / "results"
     (results / "downstream.md").write_text("\n".join(lines) + "\n")
     plot(args.workdir, results / "downstream.png")

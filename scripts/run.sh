@@ -9,13 +9,15 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh fmri
 config=experiments/brain_jepa.py
 workdir=""
+rest=()
 for arg in "$@"; do
   case "$arg" in
     --config=*) config="${arg#--config=}" ;;
-    --workdir=*) workdir="${arg#--workdir=}" ;;
+    --workdir=*) workdir="${arg#--workdir=}"; rest+=("$arg") ;;
+    *) rest+=("$arg") ;;
   esac
 done
-.venv/bin/python -m jepax.main --config=experiments/brain_jepa.py "$@"
+.venv/bin/python -m jepax.main --config="$config" ${rest[@]+"${rest[@]}"}
 if [[ "$config" == experiments/brain_jepa.py* ]]; then
   .venv/bin/python scripts/record_brain_jepa.py --workdir="${workdir:-runs/brain_jepa}"
 fi
