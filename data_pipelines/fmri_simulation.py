@@ -65,8 +65,13 @@ def plan(sim, frames: int) -> dict:
     """Everything that determines the simulated windows (also the cache key): evenly spaced
     couplings, and a noise strength per simulation drawn uniformly from sim.sigma_ou (a nuisance
     the regression must see through: the FC level depends on both)."""
+    noise = sim.sigma_ou
+    if not (len(noise) == 2 and 0 <= noise[0] <= noise[1]):
+        raise DataError(f"data.simulation.sigma_ou={tuple(noise)!r} must be a (low, high) range "
+                        "with 0 <= low <= high, e.g. --config.data.simulation.sigma_ou='(0.14, "
+                        "0.14)' for one fixed noise strength")
     couplings = np.linspace(sim.coupling[0], sim.coupling[1], sim.sims)
-    sigmas = np.random.default_rng(sim.seed).uniform(*sim.sigma_ou, sim.sims)
+    sigmas = np.random.default_rng(sim.seed).uniform(*noise, sim.sims)
     return dict(couplings=couplings.round(6).tolist(), sigmas=sigmas.round(6).tolist(),
                 frames=frames, dt=sim.dt, transient_s=sim.transient_s, seed=sim.seed,
                 neurolib=_version("neurolib"))

