@@ -15,7 +15,7 @@ from jepax import train
 from jepax.config import load_config
 from jepax.evaluators.base import Row
 from jepax.evaluators.collapse import CollapseGuard, RepresentationCollapse
-from jepax.evaluators.fine_tune import fine_tune, layer_scales
+from jepax.evaluators.fine_tune import FineTune, layer_scales
 from jepax.evaluators.regression_probe import ridge_probe
 from jepax.models.posemb import RoiTimePositions, sincos_1d
 from jepax.models.tokenizers import RoiPatches
@@ -132,19 +132,20 @@ def test_fine_tune_layer_decay_follows_beit_and_official_turns_it_off(model):
     assert set(jax.tree.leaves(layer_scales(params["encoder"], 0.5, official=True))) == {1.0}
 
 
-def test_fine_tuning_learns_an_easy_task(model):
-    """Windows whose first 40 ROIs have 3x the amplitude vs not: fine-tuning from random init
-    separates them."""
+def test_fine_tune_evaluator_learns_an_easy_task_on_a_model_row_and_skips_baselines(model):
+    """Windows whose first 40 ROIs have 3x the amplitude vs not: fine-tuning the model row's
+    (random-init) encoder separates them; a model-free row has nothing to fine-tune."""
     variant, params = model
     rng = np.random.default_rng(0)
     y = np.arange(96) % 2
     x = rng.normal(size=(96, 80, 12)).astype(np.float32)
     x[y == 1, :40] *= 3
-    res = fine_tune(variant, jax.device_get(params["encoder"]), {"bold": x[:64]}, y[:64],
-                    {"bold": x[64:]}, y[64:], task="classification", steps=60, batch_size=16,
-                    base_lr=0.1, min_lr=1e-6, warmup_steps=0, weight_decay=0.05,
-                    layer_decay=0.75, official=False, seed=0)
-    assert res["acc"] > 0.9, res
+    splits = {"train": {"bold": x[:64], "label": y[:64]}, "test": {"bold": x[64:], "label": y[64:]}}
+    evaluator = FineTune("ft", {**FineTune.DEFAULTS, "every": 0, "steps": 60, "base_lr": 0.1})
+    data = lambda split, n: splits[split]
+    res = evaluator.evaluate(Row("random init", data, params["encoder"], variant))
+    assert res["ft_acc"] > 0.9, res
+    assert evaluator.evaluate(Row("FC", data)) == {}
 
 
 def test_collapse_guard_stops_only_a_collapsed_pretrained_row():
