@@ -9,7 +9,9 @@ number where one is comparable, wall time, examples/s and MFU (where the backend
 
 The headline metric is the experiment module's ``LEADERBOARD["metric"]`` (a key of the
 evaluation rows, or a dotted key of a study's summary); without one, the first metric of the
-pretrained row. ``LEADERBOARD["paper"]`` is the paper's comparable number as text.
+pretrained row. ``LEADERBOARD["baseline_metric"]`` names the baseline rows' key where it differs
+(e.g. a classical pipeline's score); ``LEADERBOARD["paper"]`` is the paper's comparable number
+as text.
 
 Rerunning resumes: a finished experiment (its ``leaderboard_row.json``) is skipped, a failed
 one runs again (and its own run resumes from its checkpoints). ``--into=README.md`` writes the
@@ -75,16 +77,17 @@ def run_one(path: Path, preset: str, workdir: Path, timeout: float) -> dict:
     return {"status": "ok", "wall_s": wall, "summary": summary}
 
 
-def headline(summary: dict, metric: str) -> dict:
+def headline(summary: dict, metric: str, baseline_metric: str = "") -> dict:
     """{'metric', 'pretrained', 'random init', 'baseline', 'baseline_row'} from a summary."""
     rows = summary.get("eval") or {}
     if not metric and PRETRAINED in rows:
         metric = next((k for k, v in rows[PRETRAINED].items()
                        if isinstance(v, (int, float)) and not k.endswith("_std")), "")
     if rows:
-        value = lambda name: rows.get(name, {}).get(metric)
-        baselines = {n: value(n) for n in rows if n not in (PRETRAINED, RANDOM)
-                     and value(n) is not None}
+        value = lambda name, key=metric: rows.get(name, {}).get(key)
+        key = baseline_metric or metric
+        baselines = {n: value(n, key) for n in rows if n not in (PRETRAINED, RANDOM)
+                     and value(n, key) is not None}
         pick = min if LOWER_IS_BETTER.search(metric) else max
         best = pick(baselines, key=baselines.get) if baselines else None
         return {"metric": metric, PRETRAINED: value(PRETRAINED), RANDOM: value(RANDOM),
@@ -144,7 +147,8 @@ def bench(names: dict[str, Path], preset: str, workdir: Path, timeout: float = 0
                "paper": declared_.get("paper", ""), "status": result["status"],
                "wall_s": result["wall_s"]}
         if result["status"] == "ok":
-            row.update(headline(result["summary"], declared_.get("metric", "")))
+            row.update(headline(result["summary"], declared_.get("metric", ""),
+                                declared_.get("baseline_metric", "")))
             row.update(speed(run_dir))
             saved.write_text(json.dumps(row, indent=1))
         print(f"    {row['status']} in {row['wall_s'] / 60:.1f} min", flush=True)

@@ -98,6 +98,13 @@ def test_headline_picks_the_best_baseline_in_the_metrics_direction(metric, best)
     assert bench.headline({"eval": rows}, metric)["baseline_row"] == best
 
 
+def test_baseline_rows_can_name_their_own_metric():
+    rows = {"pretrained": {"mi_probe": 0.6}, "random init": {"mi_probe": 0.5},
+            "classical": {"mi_classical": 0.7}}
+    row = bench.headline({"eval": rows}, "mi_probe", "mi_classical")
+    assert (row["baseline_row"], row["baseline"], row["pretrained"]) == ("classical", 0.7, 0.6)
+
+
 def test_study_headline_is_a_dotted_key_of_its_summary():
     summary = {"claims": {"flip": {"depth": 2.0}}}
     assert bench.headline(summary, "claims.flip.depth")["pretrained"] == 2.0
