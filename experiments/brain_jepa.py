@@ -56,6 +56,11 @@ import functools
 from jepax import evaluators
 from jepax.config import any_type, base_config, finalize, parse_preset
 
+# jepax.bench: subject fingerprinting by the linear probe (the FC baseline's row beside it); the
+# paper's tasks (HCP-Aging age / sex, ADNI) are not reachable here.
+LEADERBOARD = {"metric": "fingerprint_acc",
+               "paper": "n/a (paper: HCP-Aging age r ~0.84, sex acc ~81.5%; other data)"}
+
 # The paper's encoders (width, depth, heads); the predictor is 384 wide and 6 deep for all.
 VIT_SIZES = {"small": (384, 12, 6), "base": (768, 12, 12), "large": (1024, 24, 16)}
 
