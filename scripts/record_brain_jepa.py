@@ -16,9 +16,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's packages
 
+from jepax.config import load_config  # noqa: E402
 from jepax.metrics import read_metrics  # noqa: E402
 from scripts.record_results import cpu_name, newest_eval, write_between_markers  # noqa: E402
 
+CONFIG = str(Path(__file__).resolve().parents[1] / "experiments" / "brain_jepa.py")
 ROWS = ("pretrained", "random init", "raw ROI series", "FC")
 # (metric key, column title, format); a missing metric shows as an empty cell.
 COLUMNS = (
@@ -48,6 +50,10 @@ def table(workdir: Path, shared: bool = False) -> list[str]:
     waits = [r["data_wait_frac"] for r in logged[1:] if "data_wait_frac" in r]  # not compile
     wait = f", data wait {sum(waits) / len(waits):.1%} of step time" if waits else ""
     machine = cpu_name() + (", shared with other jobs (an idle machine is faster)" if shared else "")
+    default_steps = load_config(CONFIG).train.steps
+    steps = config["train"]["steps"]
+    reduced = (f" (not the default config's {default_steps}: fewer to fit the time available; "
+               f"warmup {config['optim']['warmup_steps']})" if steps != default_steps else "")
     present = [c for c in COLUMNS if any(c[0] in result.get(r, {}) for r in ROWS)]
     lines = [f"| features (step {result['step']}) | " + " | ".join(c[1] for c in present) + " |",
              "| --- |" + " --- |" * len(present)]
@@ -59,7 +65,7 @@ def table(workdir: Path, shared: bool = False) -> list[str]:
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     d, m = config["data"], config["model"]
     pre = result.get("pretrained", {})
-    lines += ["", f"{result['step']} steps of batch {config['train']['batch_size']} "
+    lines += ["", f"{result['step']} steps{reduced} of batch {config['train']['batch_size']} "
               f"({m['width']}x{m['depth']} ViT, {d['rois']} ROIs x {d['frames']} frames, patch "
               f"{m['patch']}) in {train_s / 60:.1f} min of training{wait} on {machine}. "
               f"Collapse check of the pretrained features: spread "
