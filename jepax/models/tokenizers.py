@@ -39,6 +39,23 @@ class PatchEmbed(nnx.Module):
         return self.embed(self.split(images))
 
 
+class RoiPatches(nnx.Module):
+    """fMRI (B, ROI, T) -> (B, ROI * T/p, p) non-overlapping time patches, ROI-major (token =
+    roi * T/p + t) -> linear projection (Brain-JEPA's Conv2d with kernel and stride (1, p))."""
+
+    def __init__(self, patch: int, dim: int, *, dtype, rngs: nnx.Rngs, init_std: float = 0.02):
+        self.patch = patch
+        self.proj = nnx.Linear(patch, dim, dtype=dtype,
+                               kernel_init=dense_init(None, "embed", scale=init_std / 0.02),
+                               bias_init=zeros("embed"), rngs=rngs)
+
+    def split(self, bold):
+        return rearrange(bold, "b r (t p) -> b (r t) p", p=self.patch)
+
+    def embed(self, patches):
+        return self.proj(patches)
+
+
 def _symmetric_uniform(*names, bound: float):
     """U(-bound, bound): torch's kaiming_uniform(a=sqrt(5)) on a (n, dim) tensor has bound
     1/sqrt(dim), the FT-Transformer tokenizer's init."""

@@ -14,6 +14,7 @@ from jepax.config import ConfigError
 
 VARIANTS: dict[str, str | type] = {
     "ijepa": "jepax.variants.ijepa:IJEPA",
+    "brain_jepa": "jepax.variants.brain_jepa:BrainJEPA",
     "s_jepa": "jepax.variants.s_jepa:SJEPA",
     "t_jepa": "jepax.variants.t_jepa:TJEPA",
 }
