@@ -26,6 +26,7 @@ EVALUATORS: dict[str, str | type] = {
     "knn": "jepax.evaluators.knn:KNN",
     "rankme": "jepax.evaluators.rankme:RankMe",
     "eeg_downstream": "jepax.evaluators.eeg_downstream:EEGDownstream",
+    "downstream": "jepax.evaluators.downstream:Downstream",
 }
 
 

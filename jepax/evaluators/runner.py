@@ -77,7 +77,8 @@ class EvalRunner:
             chunks.append({k: np.asarray(v)[:min(bs, n - start)] for k, v in out.items()})
         return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
-    def _row(self, name: str, outputs_of: Callable[[dict], dict], params=None) -> Row:
+    def _row(self, name: str, outputs_of: Callable[[dict], dict], params=None,
+             variant=None) -> Row:
         cache = {}
 
         def data(split, examples):
@@ -86,10 +87,10 @@ class EvalRunner:
                 cache[split, examples] = {**arrays, **outputs_of(arrays)}
             return cache[split, examples]
 
-        return Row(name, data, params)
+        return Row(name, data, params, variant)
 
     def model_row(self, name: str, params) -> Row:
-        return self._row(name, lambda arrays: self._extract(params, arrays), params)
+        return self._row(name, lambda arrays: self._extract(params, arrays), params, self.variant)
 
     # -- evaluation --------------------------------------------------------------------------
     def __call__(self, step: int, final: bool = True) -> dict[str, dict]:
