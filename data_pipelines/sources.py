@@ -28,6 +28,7 @@ SOURCES: dict[str, str | Callable[[Any, str], Source]] = {
     "tfds": "data_pipelines.images:tfds_source",
     "procedural": "data_pipelines.images:procedural_source",
     "eeg": "data_pipelines.eeg:eeg_source",
+    "table": "data_pipelines.tables:table_source",
     "audio": "data_pipelines.speech_tasks:audio_source",
 }
 

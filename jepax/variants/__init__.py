@@ -15,6 +15,7 @@ from jepax.config import ConfigError
 VARIANTS: dict[str, str | type] = {
     "ijepa": "jepax.variants.ijepa:IJEPA",
     "s_jepa": "jepax.variants.s_jepa:SJEPA",
+    "t_jepa": "jepax.variants.t_jepa:TJEPA",
     "a_jepa": "jepax.variants.a_jepa:AJEPA",
 }
 
