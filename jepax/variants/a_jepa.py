@@ -30,16 +30,15 @@ import numpy as np
 import optax
 from scipy.fft import dct
 
-from data_pipelines import sources
 from data_pipelines.masks.multiblock import MaskConfigError, MultiBlockSpec
 from data_pipelines.masks.time_frequency import CurriculumMasks, TimeFrequencySpec
 from data_pipelines.pipeline import eval_arrays
-from jepax import flops
 from jepax.config import ConfigError
 from jepax.models.functional import Functional
 from jepax.models.layers import ATTENTION_IMPLEMENTATIONS
 from jepax.models.tokenizers import PatchEmbed
-from jepax.models.vit import Encoder, Predictor, gather_tokens
+from jepax.models.vit import Encoder, Predictor
+from jepax.variants.jepa import EncoderPredictorJEPA, vit_jepa_flops
 
 log = logging.getLogger("jepax")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -47,8 +46,7 @@ FINE_TUNE_MASKING = ("regularized", "drop", "zero", "none")
 NORM_CLIPS = 256
 
 
-class AJEPA:
-    transfer_paths = ("params/encoder", "target")
+class AJEPA(EncoderPredictorJEPA):
     replicated_keys = frozenset()
     eval_inputs = ("fbank",)
 
@@ -87,28 +85,7 @@ class AJEPA:
                  "(set data.norm to fix it)", len(arrays["fbank"]), *norm)
         return norm
 
-    # -- parameters --------------------------------------------------------------------------
-    def init_params(self, key):
-        k_enc, k_pred = jax.random.split(key)
-        return {"encoder": self.encoder.init(k_enc), "predictor": self.predictor.init(k_pred)}
-
-    def param_specs(self, mesh, rules):
-        return {"encoder": self.encoder.specs(mesh, rules),
-                "predictor": self.predictor.specs(mesh, rules)}
-
-    @staticmethod
-    def ema_source(params):
-        return params["encoder"]
-
-    @staticmethod
-    def eval_params(params, target):
-        """Downstream heads start from the EMA target encoder."""
-        return target
-
     # -- data --------------------------------------------------------------------------------
-    def train_source(self):
-        return sources.get(self.config.data, "train")
-
     def example_fn(self):
         fn = functools.partial(_with_masks, masks=self.masks,
                                global_batch=self.config.train.batch_size)
@@ -117,9 +94,6 @@ class AJEPA:
 
     def batch_fn(self):
         return None
-
-    def eval_source(self, split):
-        return sources.get(self.config.data, split)
 
     def eval_example_fn(self):
         return None
@@ -132,15 +106,8 @@ class AJEPA:
     # -- objective ---------------------------------------------------------------------------
     def loss(self, params, target, batch, rng):
         del rng  # masks come from the data pipeline
-        x = self.normalize(batch["fbank"])
-        h = jax.lax.stop_gradient(self.encoder(target, x))
-        h = _layer_norm(h.astype(jnp.float32))
-        b, m, t = batch["target_idx"].shape
-        h = gather_tokens(h, batch["target_idx"].reshape(b, m * t)).reshape(b, m, t, -1)
-        z = self.encoder(params["encoder"], x, batch["context_idx"], batch["context_valid"])
-        pred = self.predictor(params["predictor"], z, batch["context_idx"], batch["context_valid"],
-                              batch["target_idx"], batch["target_valid"]).astype(jnp.float32)
-        valid = batch["target_valid"][..., None].astype(jnp.float32)
+        pred, h, valid = self.predict_targets(params, target, self.normalize(batch["fbank"]),
+                                              batch)
         per_elem = ((pred - h) ** 2 if self.config.model.loss == "l2"
                     else optax.huber_loss(pred, h, delta=1.0))
         loss = (per_elem * valid).sum() / (valid.sum() * h.shape[-1])
@@ -187,19 +154,11 @@ class AJEPA:
         return {"MFCC + logistic regression": mfcc_features}
 
     def flops_per_step(self, global_batch: int) -> float:
-        m, b = self.config.model, global_batch
-        n = self.grid[0] * self.grid[1]
-        c, t, k = self.masks.context_capacity, self.masks.target_capacity, self.masks.num_targets
-        patch_dim = m.patch_size ** 2
-        target_fwd = (flops.linear(b * n, patch_dim, m.width)
-                      + flops.transformer(b, n, m.width, m.depth, m.mlp_ratio))
-        context_fwd = (flops.linear(b * c, patch_dim, m.width)
-                       + flops.transformer(b, c, m.width, m.depth, m.mlp_ratio))
-        pred_fwd = (flops.linear(b * c, m.width, m.pred_width)
-                    + flops.transformer(b * k, c + t, m.pred_width, m.pred_depth, m.mlp_ratio,
-                                        outputs=t)
-                    + flops.linear(b * k * t, m.pred_width, m.width))
-        return target_fwd + 3 * (context_fwd + pred_fwd)  # backward = 2x forward
+        m = self.config.model
+        return vit_jepa_flops(m, batch=global_batch, tokens=self.grid[0] * self.grid[1],
+                              patch_dim=m.patch_size ** 2, context=self.masks.context_capacity,
+                              targets=self.masks.target_capacity,
+                              num_targets=self.masks.num_targets)
 
 
 def time_frequency_token_mask(key, batch: int, grid, time_strips: int, strip_width,
@@ -237,12 +196,6 @@ def mfcc_features(arrays, coefficients: int = 20):
 
 def _with_masks(example, rng, *, index, masks: CurriculumMasks, global_batch: int):
     return {"fbank": example["fbank"], **masks(rng, step=index // global_batch)}
-
-
-def _layer_norm(x, eps=1e-5):
-    """Parameter-free LayerNorm of the targets (I-JEPA's)."""
-    mean = x.mean(-1, keepdims=True)
-    return (x - mean) * jax.lax.rsqrt(((x - mean) ** 2).mean(-1, keepdims=True) + eps)
 
 
 def validate(config) -> None:

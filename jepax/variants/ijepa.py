@@ -14,20 +14,18 @@ from __future__ import annotations
 
 import functools
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 from data_pipelines.masks.multiblock import MultiBlockMasks, MultiBlockSpec
 from data_pipelines.transforms import augment, resize
-from jepax import flops
 from jepax.config import ConfigError
 from jepax.models.functional import Functional
 from jepax.models.layers import ATTENTION_IMPLEMENTATIONS
 from jepax.models.tokenizers import PatchEmbed
-from jepax.models.vit import Encoder, Predictor, gather_tokens
-from jepax.variants.jepa import EncoderPredictorJEPA
+from jepax.models.vit import Encoder, Predictor
+from jepax.variants.jepa import EncoderPredictorJEPA, vit_jepa_flops
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -80,15 +78,7 @@ class IJEPA(EncoderPredictorJEPA):
     # -- objective ---------------------------------------------------------------------------
     def loss(self, params, target, batch, rng):
         del rng  # masks and augmentations come from the data pipeline
-        images = self.normalize(batch["image"])
-        h = jax.lax.stop_gradient(self.encoder(target, images))
-        h = _layer_norm(h.astype(jnp.float32))
-        b, m, t = batch["target_idx"].shape
-        h = gather_tokens(h, batch["target_idx"].reshape(b, m * t)).reshape(b, m, t, -1)
-        z = self.encoder(params["encoder"], images, batch["context_idx"], batch["context_valid"])
-        pred = self.predictor(params["predictor"], z, batch["context_idx"], batch["context_valid"],
-                              batch["target_idx"], batch["target_valid"]).astype(jnp.float32)
-        valid = batch["target_valid"][..., None].astype(jnp.float32)
+        pred, h, valid = self.predict_targets(params, target, self.normalize(batch["image"]), batch)
         per_elem = optax.huber_loss(pred, h, delta=1.0)  # == smooth-L1 with beta 1
         loss = (per_elem * valid).sum() / (valid.sum() * h.shape[-1])
         return loss, {"target_std": jnp.sqrt(jnp.mean(jnp.var(pred, axis=(0, 1, 2))))}
@@ -108,26 +98,11 @@ class IJEPA(EncoderPredictorJEPA):
 
     def flops_per_step(self, global_batch: int) -> float:
         m, d = self.config.model, self.config.data
-        n = self.grid[0] * self.grid[1]
-        c, t, k = self.masks.context_capacity, self.masks.target_capacity, self.config.mask.num_targets
-        patch_dim = m.patch_size ** 2 * d.channels
-        target_fwd = (flops.linear(global_batch * n, patch_dim, m.width)
-                      + flops.transformer(global_batch, n, m.width, m.depth, m.mlp_ratio))
-        context_fwd = (flops.linear(global_batch * c, patch_dim, m.width)  # only kept patches
-                       + flops.transformer(global_batch, c, m.width, m.depth, m.mlp_ratio))
-        pred_fwd = (flops.linear(global_batch * c, m.width, m.pred_width)
-                    + flops.transformer(global_batch * k, c + t, m.pred_width, m.pred_depth,
-                                        m.mlp_ratio, outputs=t)
-                    + flops.linear(global_batch * k * t, m.pred_width, m.width))
-        return target_fwd + 3 * (context_fwd + pred_fwd)  # backward = 2x forward
-
-
-def _layer_norm(x, eps=1e-5):
-    """Parameter-free LayerNorm over the last axis, eps as torch's F.layer_norm (I-JEPA normalizes
-    its targets this way)."""
-    mean = x.mean(-1, keepdims=True)
-    var = ((x - mean) ** 2).mean(-1, keepdims=True)
-    return (x - mean) * jax.lax.rsqrt(var + eps)
+        return vit_jepa_flops(m, batch=global_batch, tokens=self.grid[0] * self.grid[1],
+                              patch_dim=m.patch_size ** 2 * d.channels,
+                              context=self.masks.context_capacity,
+                              targets=self.masks.target_capacity,
+                              num_targets=self.config.mask.num_targets)
 
 
 def _resized(example, *, size):

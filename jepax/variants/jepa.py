@@ -5,8 +5,11 @@ registry by ``config.data``, evaluation on the EMA target encoder."""
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 
 from data_pipelines import sources
+from jepax import flops
+from jepax.models.vit import gather_tokens
 
 
 class EncoderPredictorJEPA:
@@ -37,3 +40,41 @@ class EncoderPredictorJEPA:
     def eval_params(params, target):
         """Downstream evaluation reads the frozen EMA target encoder, as the papers do."""
         return target
+
+    def predict_targets(self, params, target, inputs, batch):
+        """(pred, h, valid) at the target positions of `batch`'s masks, (B, M, T, D) float32:
+        the predictor's outputs from the context tokens, the layer-normed EMA target features of
+        the whole input (no gradient), and the targets' validity (B, M, T, 1)."""
+        h = jax.lax.stop_gradient(self.encoder(target, inputs))
+        h = layer_norm_targets(h.astype(jnp.float32))
+        b, m, t = batch["target_idx"].shape
+        h = gather_tokens(h, batch["target_idx"].reshape(b, m * t)).reshape(b, m, t, -1)
+        z = self.encoder(params["encoder"], inputs, batch["context_idx"], batch["context_valid"])
+        pred = self.predictor(params["predictor"], z, batch["context_idx"], batch["context_valid"],
+                              batch["target_idx"], batch["target_valid"]).astype(jnp.float32)
+        return pred, h, batch["target_valid"][..., None].astype(jnp.float32)
+
+
+def layer_norm_targets(x, eps=1e-5):
+    """Parameter-free LayerNorm over the last axis, eps as torch's F.layer_norm (I-JEPA normalizes
+    its targets this way)."""
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) * jax.lax.rsqrt(var + eps)
+
+
+def vit_jepa_flops(model, *, batch: int, tokens: int, patch_dim: int, context: int, targets: int,
+                   num_targets: int) -> float:
+    """Analytic FLOPs of one ViT encoder + predictor JEPA step: the target encoder on all
+    `tokens`, the context encoder on `context` kept tokens, the predictor on context + `targets`
+    per target set; backward = 2x forward."""
+    m, b, c, t, k = model, batch, context, targets, num_targets
+    target_fwd = (flops.linear(b * tokens, patch_dim, m.width)
+                  + flops.transformer(b, tokens, m.width, m.depth, m.mlp_ratio))
+    context_fwd = (flops.linear(b * c, patch_dim, m.width)  # only kept patches
+                   + flops.transformer(b, c, m.width, m.depth, m.mlp_ratio))
+    pred_fwd = (flops.linear(b * c, m.width, m.pred_width)
+                + flops.transformer(b * k, c + t, m.pred_width, m.pred_depth, m.mlp_ratio,
+                                    outputs=t)
+                + flops.linear(b * k * t, m.pred_width, m.width))
+    return target_fwd + 3 * (context_fwd + pred_fwd)
