@@ -269,7 +269,7 @@ def test_regularized_masking_at_fine_tuning(small_variant, mode):
         assert g.all(1).sum() == 1 and g.all(0).sum() == 1 and g.sum() == 8 + 4 - 1
     pixels = jnp.repeat(jnp.repeat(masked.reshape(3, 4, 8), 16, 1), 16, 2)
     noisy = {"fbank": jnp.where(pixels, x["fbank"] + 5.0, x["fbank"])}
-    features = lambda p, inputs, k: v.fine_tune_features(p, inputs, k)
+    features = v.fine_tune_features
     assert features(params, x, key).shape == (3, 32)
     changed = not np.allclose(features(params, x, key), features(params, noisy, key), atol=1e-5)
     assert changed == (mode == "none")
@@ -291,6 +291,41 @@ def test_fine_tune_masking_settings_are_checked(small_variant):
         variants.build(c)
 
 
+class VariantData:
+    """The evaluation data as the runner sees it (jepax/evaluators/base.py EvalData)."""
+
+    def __init__(self, variant):
+        self.variant = variant
+
+    def size(self, split):
+        return len(self.variant.eval_source(split))
+
+    def keys(self, split):
+        return set(self.variant.eval_source(split)[0])
+
+
+def test_downstream_keeps_the_tasks_the_data_has(cache, tmp_path):
+    """The default task list names the shipped tasks and 'folder': without data.path the
+    shipped two are evaluated, with it only the user's folder; none at all is an error."""
+    from jepax import evaluators
+    c = tiny_config(cache)
+    block = lambda tasks: evaluators.build("downstream", {**c.evals.downstream, "tasks": tasks})
+    shipped = block(("digits", "phrases", "folder"))
+    shipped.check_data(VariantData(variants.build(c)))
+    assert shipped.tasks == ("digits", "phrases") and "folder_probe_acc" not in shipped.columns
+    for label in ("yes", "no"):
+        (tmp_path / label).mkdir()
+        for i in range(6):
+            sf.write(tmp_path / label / f"{i}.wav", chirp(16000, 0.5 + 0.1 * i), 16000)
+    c.data.path = str(tmp_path)
+    c.data.test_fraction = 0.5
+    own = block(("digits", "phrases", "folder"))
+    own.check_data(VariantData(variants.build(c)))
+    assert own.tasks == ("folder",) and own.columns == ("folder_probe_acc", "folder_finetune_acc")
+    with pytest.raises(DataError, match="none of the downstream tasks"):
+        block(("digits",)).check_data(VariantData(variants.build(c)))
+
+
 # -- training ----------------------------------------------------------------------------------
 def test_tiny_trains_with_falling_loss_evaluates_and_resumes_exactly(cache, tmp_path):
     full = tiny_config(cache)
@@ -304,6 +339,7 @@ def test_tiny_trains_with_falling_loss_evaluates_and_resumes_exactly(cache, tmp_
                 "phrases_finetune_acc", "rankme"} <= set(rows[name])
     assert set(rows["MFCC + logistic regression"]) >= {"digits_probe_acc", "phrases_probe_acc"}
     assert "digits_finetune_acc" not in rows["MFCC + logistic regression"]
+    assert not any(k.startswith("folder") for k in rows["pretrained"])  # no data.path: skipped
     assert rows["MFCC + logistic regression"]["digits_probe_acc"] > 0.3  # 10 classes: chance 0.1
     half = tiny_config(cache, run_steps=6)
     half.eval.evaluators = ()

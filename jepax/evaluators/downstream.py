@@ -1,9 +1,9 @@
 """Labelled downstream tasks: per task, a linear probe on frozen features and full fine-tuning.
 
 For each name in ``tasks`` the variant's eval source has the splits '<task>_train' and
-'<task>_test' (a task whose splits the data lacks is skipped with a warning, e.g. the shipped
-tasks when the user trains on their own folder). Columns '<task>_probe_acc' and
-'<task>_finetune_acc'.
+'<task>_test'; a task whose splits the data lacks is skipped, said once before training (e.g.
+the shipped tasks when the user trains on their own folder, or 'folder' when they don't); no
+task at all is an error. Columns '<task>_probe_acc' and '<task>_finetune_acc'.
 
 * probe: multinomial logistic regression on standardized frozen features
   (evaluators/linear_probe.py); every row, baselines included (their features, e.g. MFCCs);
@@ -17,6 +17,7 @@ tasks when the user trains on their own folder). Columns '<task>_probe_acc' and
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
@@ -45,18 +46,42 @@ class Downstream:
         check(name, b, positive=("probe_steps", "finetune_steps", "batch_size", "lr",
                                  "train_examples", "test_examples"),
               nonnegative=("every", "probe_weight_decay", "warmup_steps", "weight_decay"))
-        self.columns = tuple(f"{t}_{kind}_acc" for t in b["tasks"]
-                             for kind in ("probe", "finetune")[:1 + bool(b["finetune"])])
+        self._use(tuple(b["tasks"]))
+
+    def _use(self, tasks):
+        self.tasks = tasks
+        self.columns = tuple(f"{t}_{kind}_acc" for t in tasks
+                             for kind in ("probe", "finetune")[:1 + bool(self.block["finetune"])])
+
+    def check_data(self, data):
+        """Keep the tasks the evaluation data has (the others are said once); DataError when
+        none is left, ConfigError when a task's examples lack the label."""
+        available, skipped = [], []
+        for task in self.tasks:
+            try:
+                sizes = [data.size(f"{task}_{part}") for part in ("train", "test")]
+            except DataError as e:
+                skipped.append(f"{task} ({e})")
+                continue
+            if min(sizes) == 0:
+                skipped.append(f"{task} (an empty split)")
+                continue
+            if self.block["label"] not in data.keys(f"{task}_train"):
+                raise ConfigError(f"downstream task {task!r} has no {self.block['label']!r} key; "
+                                  "set this evaluator's label")
+            available.append(task)
+        if not available:
+            raise DataError(f"none of the downstream tasks {list(self.tasks)} is in the data: "
+                            + "; ".join(skipped))
+        if skipped:
+            log.info("downstream tasks skipped: %s", "; ".join(skipped))
+        self._use(tuple(available))
 
     def evaluate(self, row):
         b, out = self.block, {}
-        for task in b["tasks"]:
-            try:
-                train = row.data(f"{task}_train", b["train_examples"])
-                test = row.data(f"{task}_test", b["test_examples"])
-            except DataError as e:
-                log.warning("downstream task %r skipped: %s", task, e)
-                continue
+        for task in self.tasks:
+            train = row.data(f"{task}_train", b["train_examples"])
+            test = row.data(f"{task}_test", b["test_examples"])
             if "features" in train:
                 out[f"{task}_probe_acc"] = linear_probe(
                     train["features"], train[b["label"]], test["features"], test[b["label"]],
@@ -94,10 +119,31 @@ def fine_tune(variant, encoder, train, test, b) -> float:
                        "kernel": 2e-5 * jax.random.normal(k_head, (width, classes)),
                        "logit_bias": jnp.zeros(classes)}}
     steps = b["finetune_steps"]
-    schedule = optax.warmup_cosine_decay_schedule(0.0, b["lr"], min(b["warmup_steps"], steps - 1),
-                                                  steps)
-    tx = optax.adamw(schedule, weight_decay=b["weight_decay"],
-                     mask=jax.tree.map(lambda p: jnp.ndim(p) > 1, params))
+    tx, step, predict = _programs(variant, steps, b["lr"], b["warmup_steps"], b["weight_decay"])
+    rng = np.random.default_rng(b["seed"])
+    n, batch = len(train[label]), min(b["batch_size"], len(train[label]))
+    state, order = tx.init(params), np.array([], np.int64)
+    for i in range(steps):
+        if len(order) < batch:
+            order = np.concatenate([order, rng.permutation(n)])
+        idx, order = order[:batch], order[batch:]
+        params, state = step(params, state, inputs(train, idx), train[label][idx].astype(np.int32),
+                             jax.random.fold_in(k_steps, i))
+    m = len(test[label])
+    predictions = []
+    for start in range(0, m, batch):  # fixed-size batches (the last padded): one compilation
+        idx = np.minimum(np.arange(start, start + batch), m - 1)
+        predictions.append(np.asarray(predict(params, inputs(test, idx)))[:m - start])
+    return float(np.mean(np.concatenate(predictions) == test[label]))
+
+
+@functools.lru_cache(maxsize=4)
+def _programs(variant, steps: int, lr: float, warmup_steps: int, weight_decay: float):
+    """(optimizer, train step, predict) of fine-tuning, compiled once for every row of a run
+    (the pretrained and the random-init encoder share the shapes)."""
+    schedule = optax.warmup_cosine_decay_schedule(0.0, lr, min(warmup_steps, steps - 1), steps)
+    tx = optax.adamw(schedule, weight_decay=weight_decay,
+                     mask=lambda p: jax.tree.map(lambda x: jnp.ndim(x) > 1, p))
 
     def logits(p, x, key):
         h = variant.fine_tune_features(p["model"], x, key)
@@ -113,19 +159,5 @@ def fine_tune(variant, encoder, train, test, b) -> float:
         updates, state = tx.update(grads, state, p)
         return optax.apply_updates(p, updates), state
 
-    rng = np.random.default_rng(b["seed"])
-    n, batch = len(train[label]), min(b["batch_size"], len(train[label]))
-    state, order = tx.init(params), np.array([], np.int64)
-    for i in range(steps):
-        if len(order) < batch:
-            order = np.concatenate([order, rng.permutation(n)])
-        idx, order = order[:batch], order[batch:]
-        params, state = step(params, state, inputs(train, idx), train[label][idx].astype(np.int32),
-                             jax.random.fold_in(k_steps, i))
     predict = jax.jit(lambda p, x: logits(p, x, None).argmax(-1))
-    m = len(test[label])
-    predictions = []
-    for start in range(0, m, batch):  # fixed-size batches (the last padded): one compilation
-        idx = np.minimum(np.arange(start, start + batch), m - 1)
-        predictions.append(np.asarray(predict(params, inputs(test, idx)))[:m - start])
-    return float(np.mean(np.concatenate(predictions) == test[label]))
+    return tx, step, predict

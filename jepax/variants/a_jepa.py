@@ -219,6 +219,10 @@ def validate(config) -> None:
         if d[key] <= 0 or d[key] % m.patch_size:
             raise ConfigError(f"data.{key}={d[key]} must be a positive multiple of "
                               f"model.patch_size={m.patch_size}")
+    if d.sample_rate < 8000:
+        raise ConfigError(f"data.sample_rate={d.sample_rate}: use at least 8000 Hz (16000 as the paper)")
+    if not 0 <= d.test_fraction < 1:
+        raise ConfigError(f"data.test_fraction={d.test_fraction} must be in [0, 1)")
     if d.norm is not None and (len(d.norm) != 2 or not d.norm[1] > 0):
         raise ConfigError(f"data.norm={d.norm}: give (mean, std) with std > 0, or None to estimate")
     if f.masking not in FINE_TUNE_MASKING:
