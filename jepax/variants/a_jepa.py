@@ -35,13 +35,12 @@ from data_pipelines.masks.time_frequency import CurriculumMasks, TimeFrequencySp
 from data_pipelines.pipeline import eval_arrays
 from jepax.config import ConfigError
 from jepax.models.functional import Functional
-from jepax.models.layers import ATTENTION_IMPLEMENTATIONS
 from jepax.models.tokenizers import PatchEmbed
 from jepax.models.vit import Encoder, Predictor
-from jepax.variants.jepa import EncoderPredictorJEPA, vit_jepa_flops
+from jepax.variants.jepa import (DTYPES, EncoderPredictorJEPA, validate_vit_model,
+                                 vit_jepa_flops)
 
 log = logging.getLogger("jepax")
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 FINE_TUNE_MASKING = ("regularized", "drop", "zero", "none")
 NORM_CLIPS = 256
 
@@ -200,19 +199,7 @@ def _with_masks(example, rng, *, index, masks: CurriculumMasks, global_batch: in
 
 def validate(config) -> None:
     m, d, f = config.model, config.data, config.fine_tune
-    for key in ("width", "depth", "heads", "pred_width", "pred_depth", "pred_heads", "patch_size"):
-        if m[key] <= 0:
-            raise ConfigError(f"model.{key}={m[key]} must be positive")
-    if m.width % m.heads or m.pred_width % m.pred_heads:
-        raise ConfigError(f"model widths ({m.width}, {m.pred_width}) must be divisible by their "
-                          f"heads ({m.heads}, {m.pred_heads})")
-    if m.width % 4 or m.pred_width % 4:
-        raise ConfigError("2-D sin-cos positions need model.width and model.pred_width divisible by 4")
-    if m.attention not in ATTENTION_IMPLEMENTATIONS:
-        raise ConfigError(f"model.attention={m.attention!r}: use one of "
-                          f"{list(ATTENTION_IMPLEMENTATIONS)}")
-    if m.dtype not in DTYPES:
-        raise ConfigError(f"model.dtype={m.dtype!r}: use one of {sorted(DTYPES)}")
+    validate_vit_model(m)
     if m.loss not in ("l2", "smooth_l1"):
         raise ConfigError(f"model.loss={m.loss!r}: use 'l2' (the paper) or 'smooth_l1'")
     for key in ("frames", "mel_bins"):
