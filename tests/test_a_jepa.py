@@ -247,7 +247,7 @@ def test_the_curriculum_reads_the_examples_training_step_from_the_stream(cache):
 @pytest.fixture(scope="module")
 def small_variant(cache):
     c = tiny_config(cache)
-    c.model.update(width=32, heads=2, pred_width=16)
+    c.model.update(width=32, depth=1, heads=2, pred_width=16)
     return c
 
 
@@ -329,15 +329,15 @@ def test_downstream_keeps_the_tasks_the_data_has(cache, tmp_path):
 # -- training ----------------------------------------------------------------------------------
 def test_tiny_trains_with_falling_loss_evaluates_and_resumes_exactly(cache, tmp_path):
     full = tiny_config(cache)
+    full.evals.downstream.tasks = ("digits", "folder")  # phrases: the same code, CI time saved
     summary = train.run(full, tmp_path / "full")
     curve = losses(tmp_path / "full")
     assert len(curve) == 12 and np.mean(curve[-3:]) < 0.8 * np.mean(curve[:3]), curve
     rows = summary["eval"]
     assert set(rows) == {"pretrained", "random init", "MFCC + logistic regression"}
     for name in ("pretrained", "random init"):
-        assert {"digits_probe_acc", "digits_finetune_acc", "phrases_probe_acc",
-                "phrases_finetune_acc", "rankme"} <= set(rows[name])
-    assert set(rows["MFCC + logistic regression"]) >= {"digits_probe_acc", "phrases_probe_acc"}
+        assert {"digits_probe_acc", "digits_finetune_acc", "rankme"} <= set(rows[name])
+    assert "digits_probe_acc" in rows["MFCC + logistic regression"]
     assert "digits_finetune_acc" not in rows["MFCC + logistic regression"]
     assert not any(k.startswith("folder") for k in rows["pretrained"])  # no data.path: skipped
     assert rows["MFCC + logistic regression"]["digits_probe_acc"] > 0.3  # 10 classes: chance 0.1
