@@ -30,6 +30,7 @@ Paper, for context (Fei, Fan, Huang 2023, arXiv:2311.15830: ViT-B/16 pretrained 
 then fine-tuned with regularized masking; different data and tasks, a 10x longer input and a
 model ~100x larger than the CPU default here, so no number below is comparable to the table
 above):
+    <paper>
     | task (fine-tuned) | metric | A-JEPA ViT-B |
     | --- | --- | --- |
     | AudioSet-2M | mAP | 48.6 |
@@ -37,6 +38,7 @@ above):
     | ESC-50 | accuracy | 96.3 |
     | Speech Commands v2 (35 words) | accuracy | 98.5 |
     | Speech Commands v1 (12 classes) | accuracy | 97.7 |
+    </paper>
 
 Differences from the paper (docs/a_jepa.md has the full list):
 * CPU default: 1.28-s inputs (8 x 8 patches), a 4-layer width-128 ViT, 1200 steps of batch 64;
@@ -61,6 +63,9 @@ Commands:
 
 from jepax import evaluators
 from jepax.config import any_type, base_config, finalize, parse_preset
+
+
+LEADERBOARD = {"metric": "digits_probe_acc", "paper": "n/a (paper: AudioSet, ESC-50, Speech Commands)"}
 
 
 def get_config(arg=None):
