@@ -21,11 +21,18 @@ from data_pipelines.pipeline import train_dataset
 from jepax import train, variants
 from jepax.config import ConfigError, load_config
 from jepax.variants import a_jepa
-from tests.helpers import ROOT, losses
+from tests.helpers import ROOT, compilation_cache, losses
 from tests.test_variant_contract import assert_trees_equal, final_params
 
 sf = pytest.importorskip("soundfile")
 CONFIG = str(ROOT / "experiments" / "a_jepa.py")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shared_compiles(tmp_path_factory):
+    """The resume test's two runs load the tiny run's compiled step instead of compiling it."""
+    with compilation_cache(tmp_path_factory.mktemp("xla_cache")):
+        yield
 
 
 @pytest.fixture(scope="module")
