@@ -37,6 +37,8 @@ setup(
                      "matplotlib>=3.8,<4"],
         # The docs site (mkdocs.yml; CI builds it with warnings as errors).
         "docs": ["mkdocs>=1.6,<2"],
+        # Audio (A-JEPA): libsndfile reader (WAV/FLAC/MP3/OGG) and the soxr resampler.
+        "audio": ["soundfile>=0.12,<1", "soxr>=0.3,<2"],
         "cuda13": ["jax[cuda13]>=0.10.2,<0.12"],
         "tpu": ["jax[tpu]>=0.10.2,<0.12"],
     },

@@ -31,6 +31,7 @@ SOURCES: dict[str, str | Callable[[Any, str], Source]] = {
     "fmri_folder": "data_pipelines.fmri:source",
     "eeg": "data_pipelines.eeg:eeg_source",
     "table": "data_pipelines.tables:table_source",
+    "audio": "data_pipelines.speech_tasks:audio_source",
 }
 
 

@@ -32,6 +32,7 @@ EVALUATORS: dict[str, str | type] = {
     "mlp_probe": "jepax.evaluators.mlp_probe:MLPProbe",
     "resnet_probe": "jepax.evaluators.mlp_probe:ResNetProbe",
     "gbdt": "jepax.evaluators.gbdt:GBDT",
+    "downstream": "jepax.evaluators.downstream:Downstream",
 }
 
 

@@ -64,8 +64,10 @@ class Encoder(nnx.Module):
         self.transformer = Transformer(dim, depth, heads, mlp_ratio, dtype=dtype,
                                        attention_impl=attention_impl, rngs=rngs, remat=remat)
 
-    def __call__(self, inputs, keep_idx=None, keep_valid=None):
-        """Encode all tokens, or only `keep_idx` (B, K) with validity `keep_valid` (B, K)."""
+    def __call__(self, inputs, keep_idx=None, keep_valid=None, replaced=None, replacement=None):
+        """Encode all tokens, or only `keep_idx` (B, K) with validity `keep_valid` (B, K).
+        `replaced` (B, N) bool with `replacement` (D,): those tokens' embeddings are replaced
+        (BERT / data2vec-style masking that keeps the sequence and its positions)."""
         tokens = self.tokenizer.split(inputs)
         pos = _positions(self.positions, self.dim, self.grid)
         if keep_idx is None:
@@ -73,6 +75,8 @@ class Encoder(nnx.Module):
         else:
             tokens, pos = gather_tokens(tokens, keep_idx), pos[keep_idx]
         x = self.tokenizer.embed(tokens)
+        if replaced is not None:
+            x = jnp.where(replaced[..., None], replacement.astype(x.dtype), x)
         x = constrain(x + pos.astype(x.dtype), ("batch", "seq", None))
         return self.transformer(x, keep_valid)
 

@@ -17,6 +17,7 @@ VARIANTS: dict[str, str | type] = {
     "brain_jepa": "jepax.variants.brain_jepa:BrainJEPA",
     "s_jepa": "jepax.variants.s_jepa:SJEPA",
     "t_jepa": "jepax.variants.t_jepa:TJEPA",
+    "a_jepa": "jepax.variants.a_jepa:AJEPA",
 }
 
 

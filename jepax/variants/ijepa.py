@@ -22,10 +22,9 @@ from data_pipelines.masks.multiblock import MultiBlockMasks, MultiBlockSpec
 from data_pipelines.transforms import augment, resize
 from jepax.config import ConfigError
 from jepax.models.functional import Functional
-from jepax.models.layers import ATTENTION_IMPLEMENTATIONS
 from jepax.models.tokenizers import PatchEmbed
 from jepax.models.vit import Encoder, Predictor
-from jepax.variants.jepa import DTYPES, EncoderPredictorJEPA
+from jepax.variants.jepa import DTYPES, EncoderPredictorJEPA, validate_vit_model
 
 
 class IJEPA(EncoderPredictorJEPA):
@@ -41,8 +40,6 @@ class IJEPA(EncoderPredictorJEPA):
         if d.image_size % m.patch_size:
             raise ConfigError(f"data.image_size={d.image_size} is not divisible by "
                               f"model.patch_size={m.patch_size}")
-        if m.dtype not in DTYPES:
-            raise ConfigError(f"model.dtype={m.dtype!r}: use one of {sorted(DTYPES)}")
         self.grid = (d.image_size // m.patch_size,) * 2
         self.masks = MultiBlockMasks(MultiBlockSpec.from_config(config.mask, self.grid))
         dtype = DTYPES[m.dtype]
@@ -122,17 +119,6 @@ def _official_batch_masks(batch, rng, *, masks: MultiBlockMasks):
 
 
 def validate(config) -> None:
-    m = config.model
-    for key in ("width", "depth", "heads", "pred_width", "pred_depth", "pred_heads", "patch_size"):
-        if m[key] <= 0:
-            raise ConfigError(f"model.{key}={m[key]} must be positive")
-    if m.width % m.heads or m.pred_width % m.pred_heads:
-        raise ConfigError(f"model widths ({m.width}, {m.pred_width}) must be divisible by their "
-                          f"heads ({m.heads}, {m.pred_heads})")
-    if m.attention not in ATTENTION_IMPLEMENTATIONS:
-        raise ConfigError(f"model.attention={m.attention!r}: use one of "
-                          f"{list(ATTENTION_IMPLEMENTATIONS)}")
-    if m.width % 4 or m.pred_width % 4:
-        raise ConfigError("2-D sin-cos positions need model.width and model.pred_width divisible by 4")
+    validate_vit_model(config.model)
     if len(config.data.mean) != config.data.channels or len(config.data.std) != config.data.channels:
         raise ConfigError(f"data.mean/std need one value per channel ({config.data.channels})")

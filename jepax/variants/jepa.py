@@ -11,7 +11,8 @@ import jax.numpy as jnp
 
 from data_pipelines import sources
 from jepax import flops
-from jepax.models.layers import normalize_features
+from jepax.config import ConfigError
+from jepax.models.layers import ATTENTION_IMPLEMENTATIONS, normalize_features
 from jepax.models.vit import gather_tokens
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -75,3 +76,20 @@ class EncoderPredictorJEPA:
                                         m.mlp_ratio, outputs=t)
                     + flops.linear(b * num_targets * t, m.pred_width, m.width))
         return target_fwd + 3 * (context_fwd + pred_fwd)
+
+
+def validate_vit_model(m) -> None:
+    """The model section of a ViT encoder + narrow ViT predictor with 2-D sin-cos positions."""
+    for key in ("width", "depth", "heads", "pred_width", "pred_depth", "pred_heads", "patch_size"):
+        if m[key] <= 0:
+            raise ConfigError(f"model.{key}={m[key]} must be positive")
+    if m.width % m.heads or m.pred_width % m.pred_heads:
+        raise ConfigError(f"model widths ({m.width}, {m.pred_width}) must be divisible by their "
+                          f"heads ({m.heads}, {m.pred_heads})")
+    if m.attention not in ATTENTION_IMPLEMENTATIONS:
+        raise ConfigError(f"model.attention={m.attention!r}: use one of "
+                          f"{list(ATTENTION_IMPLEMENTATIONS)}")
+    if m.width % 4 or m.pred_width % 4:
+        raise ConfigError("2-D sin-cos positions need model.width and model.pred_width divisible by 4")
+    if m.dtype not in DTYPES:
+        raise ConfigError(f"model.dtype={m.dtype!r}: use one of {sorted(DTYPES)}")
