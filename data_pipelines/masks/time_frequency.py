@@ -29,7 +29,7 @@ import dataclasses
 
 import numpy as np
 
-from data_pipelines.masks.multiblock import MaskConfigError, MultiBlockMasks, MultiBlockSpec
+from data_pipelines.masks.multiblock import MaskConfigError, MultiBlockMasks, MultiBlockSpec, pack
 
 KINDS = ("curriculum", "block", "time_frequency")
 MAX_RESAMPLES = 200
@@ -144,7 +144,6 @@ class CurriculumMasks:
             out = {"context": valid(drawn["context_idx"], drawn["context_valid"]),
                    "targets": [valid(i, v) for i, v in zip(drawn["target_idx"], drawn["target_valid"])]}
             tf = False
-        pack = MultiBlockMasks._pack
         ctx_idx, ctx_valid = pack(out["context"], self.context_capacity, rng)
         rows = [pack(t, self.target_capacity, rng) for t in out["targets"]]
         empty = (np.zeros(self.target_capacity, np.int32), np.zeros(self.target_capacity, bool))
