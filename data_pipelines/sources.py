@@ -27,6 +27,9 @@ SOURCES: dict[str, str | Callable[[Any, str], Source]] = {
     "image_folder": "data_pipelines.images:image_folder_source",
     "tfds": "data_pipelines.images:tfds_source",
     "procedural": "data_pipelines.images:procedural_source",
+    "mesh_folder": "data_pipelines.points:mesh_folder_source",
+    "points_h5": "data_pipelines.points:points_h5_source",
+    "shapenet_npy": "data_pipelines.points:shapenet_npy_source",
 }
 
 

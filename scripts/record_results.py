@@ -19,8 +19,10 @@ from jepax.metrics import read_metrics
 
 # Display name and format of known metrics, in table order; other metrics follow as they are.
 COLUMNS = {"linear_probe_acc": ("linear probe acc", ".3f"), "knn_acc": ("k-NN acc", ".3f"),
+           "svm_acc": ("linear SVM acc", ".3f"), "few_shot_acc": ("few-shot acc", ".3f"),
+           "retrieval_top1": ("retrieval top-1", ".3f"), "retrieval_mrr": ("retrieval MRR", ".3f"),
            "rankme": ("RankMe", ".1f")}
-HIDDEN = ("linear_probe_train_acc", "rankme_max")
+HIDDEN = ("linear_probe_train_acc", "rankme_max", "svm_train_acc", "svm_seeds")
 
 
 def table(workdir: Path) -> list[str]:
@@ -32,15 +34,23 @@ def table(workdir: Path) -> list[str]:
     train_s = sum(r["step_s"] for r in read_metrics(workdir))
     config = json.loads((workdir / "config.json").read_text())
     rows = {name: row for name, row in result.items() if name != "step"}
-    metrics = [k for k in COLUMNS if any(k in r for r in rows.values())]
-    metrics += sorted({k for r in rows.values() for k in r} - set(metrics) - set(HIDDEN))
+    present = {k for r in rows.values() for k in r}
+    # A metric's "<name>_std" (e.g. over evaluation seeds) is shown with it as "mean +- std".
+    stds = {k[:-len("_std")] for k in present if k.endswith("_std")} & present
+    metrics = [k for k in COLUMNS if k in present]
+    metrics += sorted(present - set(metrics) - set(HIDDEN) - {f"{k}_std" for k in stds})
     label = lambda k: COLUMNS.get(k, (k, ".3f"))
+
+    def cell(row, k):
+        if not isinstance(row.get(k), (int, float)):
+            return ""
+        text = format(row[k], label(k)[1])
+        return text + (f" +- {format(row[k + '_std'], label(k)[1])}" if k + "_std" in row else "")
+
     lines = [f"| outputs (step {result['step']}) | " + " | ".join(label(k)[0] for k in metrics)
              + " |", "| --- |" + " --- |" * len(metrics)]
     for name, row in rows.items():
-        lines.append(f"| {name} | " + " | ".join(
-            format(row[k], label(k)[1]) if isinstance(row.get(k), (int, float)) else ""
-            for k in metrics) + " |")
+        lines.append(f"| {name} | " + " | ".join(cell(row, k) for k in metrics) + " |")
     lines.append("")
     sizes = "; ".join(f"{name} on {', '.join(f'{b[k]} {k}' for k in b if k.endswith('examples'))}"
                       for name, b in config.get("evals", {}).items())

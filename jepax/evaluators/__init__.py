@@ -25,6 +25,9 @@ EVALUATORS: dict[str, str | type] = {
     "linear_probe": "jepax.evaluators.linear_probe:LinearProbe",
     "knn": "jepax.evaluators.knn:KNN",
     "rankme": "jepax.evaluators.rankme:RankMe",
+    "linear_svm": "jepax.evaluators.linear_svm:LinearSVM",
+    "few_shot": "jepax.evaluators.few_shot:FewShot",
+    "retrieval": "jepax.evaluators.retrieval:Retrieval",
 }
 
 

@@ -14,6 +14,8 @@ from jepax.config import ConfigError
 
 VARIANTS: dict[str, str | type] = {
     "ijepa": "jepax.variants.ijepa:IJEPA",
+    "point_jepa": "jepax.variants.point_jepa:PointJEPA",
+    "jepa3d": "jepax.variants.jepa3d:JEPA3D",
 }
 
 

@@ -25,11 +25,9 @@ from data_pipelines.transforms import augment, resize
 from jepax import flops
 from jepax.config import ConfigError
 from jepax.models.functional import Functional
-from jepax.models.layers import ATTENTION_IMPLEMENTATIONS
+from jepax.models.layers import ATTENTION_IMPLEMENTATIONS, DTYPES, standardize
 from jepax.models.tokenizers import PatchEmbed
 from jepax.models.vit import Encoder, Predictor, gather_tokens
-
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 class IJEPA:
@@ -100,7 +98,7 @@ class IJEPA:
         del rng  # masks and augmentations come from the data pipeline
         images = self.normalize(batch["image"])
         h = jax.lax.stop_gradient(self.encoder(target, images))
-        h = _layer_norm(h.astype(jnp.float32))
+        h = standardize(h.astype(jnp.float32))
         b, m, t = batch["target_idx"].shape
         h = gather_tokens(h, batch["target_idx"].reshape(b, m * t)).reshape(b, m, t, -1)
         z = self.encoder(params["encoder"], images, batch["context_idx"], batch["context_valid"])
@@ -146,14 +144,6 @@ class IJEPA:
                                         m.mlp_ratio, outputs=t)
                     + flops.linear(global_batch * k * t, m.pred_width, m.width))
         return target_fwd + 3 * (context_fwd + pred_fwd)  # backward = 2x forward
-
-
-def _layer_norm(x, eps=1e-5):
-    """Parameter-free LayerNorm over the last axis, eps as torch's F.layer_norm (I-JEPA normalizes
-    its targets this way)."""
-    mean = x.mean(-1, keepdims=True)
-    var = ((x - mean) ** 2).mean(-1, keepdims=True)
-    return (x - mean) * jax.lax.rsqrt(var + eps)
 
 
 def _resized(example, *, size):
