@@ -23,6 +23,8 @@ setup(
         "test": ["pytest>=8,<10"],
         # Benchmark-only: the PyTorch reference step. Never a runtime dependency.
         "bench": ["torch==2.13.0"],  # exact: this version is the CPU wheel the CI machines carry
+        # Point clouds: meshes and point files, .h5 datasets, the linear-SVM evaluators.
+        "points": ["trimesh>=5.2,<6", "h5py>=3.10,<4", "scikit-learn>=1.4,<2"],
         "cuda13": ["jax[cuda13]>=0.10.2,<0.12"],
         "tpu": ["jax[tpu]>=0.10.2,<0.12"],
     },

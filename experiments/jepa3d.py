@@ -47,9 +47,11 @@ def get_config(arg=None):
     with c.unlocked():
         c.model.predictor = "context_aware"  # context_aware | plain (the paper's ablation)
     c.model.update(pos_every_layer=False, loss_beta=1.0)
-    c.data.update(augment=("scale_translate",), scale=(2 / 3, 3 / 2), translate=0.2)
+    # Point-MAE's scale-and-translate, plus rotation about z: the shapes folder's objects
+    # carry random rotations about z (the `paper` preset drops it).
+    c.data.update(augment=("scale_translate", "rotate"), scale=(2 / 3, 3 / 2), translate=0.2)
     c.mask = dict(num_targets=4, target_ratio=(0.15, 0.2), context_ratio=(0.85, 1.0))
-    c.optim.update(lr=1e-3, start_lr=1e-6, final_lr=1e-6, warmup_steps=60, weight_decay=0.05,
+    c.optim.update(lr=5e-4, start_lr=1e-6, final_lr=1e-6, warmup_steps=100, weight_decay=0.05,
                    final_weight_decay=0.05, ema=(0.996, 1.0))
     preset = parse_preset(arg, {"tiny": point_family.tiny, "paper": _paper})
     if preset:
@@ -64,3 +66,4 @@ def _paper(c):
                        eval_dataset="points_h5",
                        h5_train="training_objectdataset_augmentedrot_scale75.h5",
                        h5_test="test_objectdataset_augmentedrot_scale75.h5")
+    c.data.augment = ("scale_translate",)

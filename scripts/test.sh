@@ -3,7 +3,7 @@
 # Extra arguments go to pytest, e.g. scripts/test.sh -k masks
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/setup.sh test,bench
+source scripts/setup.sh test,bench,points
 set +e
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@" tests
 status=$?

@@ -58,7 +58,8 @@ class SpatialBlocks:
 
     @property
     def context_capacity(self) -> int:
-        return self.size(self.context_ratio[1])
+        # The largest context block minus the smallest target (all targets on one ball).
+        return min(self.size(self.context_ratio[1]), self.tokens - self.size(self.target_ratio[0]))
 
     def __call__(self, key, centres):
         """centres (B, G, 3) -> context_idx / context_valid (B, C), target_idx / target_valid

@@ -49,7 +49,7 @@ class JEPA3D(PointFamily):
         return self.blocks.context_capacity, self.blocks.num_targets, self.blocks.target_capacity
 
     def predictor_layers_flops(self, batch, c, n_t, t):
-        if self.config.model.predictor == "plain":
+        if self.predictor_class is PointPredictor:
             return super().predictor_layers_flops(batch, c, n_t, t)
         m = self.config.model  # a context projection and a query-only block per layer
         return m.pred_depth * (flops.linear(batch * c, m.width, m.pred_width)

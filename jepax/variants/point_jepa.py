@@ -1,4 +1,4 @@
-"""Point-JEPA (Saito, Kudeshia & Poovvancheri, 2024): JEPA on point-cloud patches, with a
+"""Point-JEPA (Saito & Poovvancheri, 2024): JEPA on point-cloud patches, with a
 sequencer that makes context and target blocks contiguous regions of the shape.
 
 * tokens: FPS centres + kNN patches embedded by a mini-PointNet, positions from an MLP of the
