@@ -51,8 +51,7 @@ def get_config(arg=None):
     # carry random rotations about z (the `paper` preset drops it).
     c.data.update(augment=("scale_translate", "rotate"), scale=(2 / 3, 3 / 2), translate=0.2)
     c.mask = dict(num_targets=4, target_ratio=(0.15, 0.2), context_ratio=(0.85, 1.0))
-    c.optim.update(lr=5e-4, start_lr=1e-6, final_lr=1e-6, warmup_steps=100, weight_decay=0.05,
-                   final_weight_decay=0.05, ema=(0.996, 1.0))
+    c.optim.start_lr = 1e-6  # Point-MAE's warmup start
     preset = parse_preset(arg, {"tiny": point_family.tiny, "paper": _paper})
     if preset:
         preset(c)

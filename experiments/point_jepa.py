@@ -52,10 +52,7 @@ def get_config(arg=None):
     with c.unlocked():
         c.model.official = False  # the reference teacher's online tokenizer (see docstring)
     c.mask = dict(num_targets=4, target_ratio=(0.15, 0.2), context_ratio=(0.4, 0.75))
-    # The 30-minute default: half the paper's lr at 1/8 of its batch, and a teacher that
-    # moves within 1800 steps (the paper's 0.9995 -> 0.99999 is the `paper` preset's).
-    c.optim.update(lr=5e-4, start_lr=1e-5, final_lr=1e-6, warmup_steps=100, weight_decay=0.05,
-                   final_weight_decay=0.05, ema=(0.996, 1.0))
+    c.optim.start_lr = 1e-5  # the reference's warmup start (EMA 0.9995 -> 0.99999 in `paper`)
     preset = parse_preset(arg, {"tiny": point_family.tiny, "paper": _paper})
     if preset:
         preset(c)

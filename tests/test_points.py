@@ -17,7 +17,8 @@ from scipy.spatial import cKDTree
 from data_pipelines import points, shapes
 from data_pipelines.errors import DataError
 from data_pipelines.masks.sequence_blocks import SequenceBlocks
-from data_pipelines.masks.spatial_blocks import SpatialBlocks, SpatialMaskError
+from data_pipelines.masks.multiblock import MaskConfigError
+from data_pipelines.masks.spatial_blocks import SpatialBlocks
 from jepax.evaluators.few_shot import few_shot
 from jepax.evaluators.linear_svm import linear_svm
 from jepax.evaluators.retrieval import retrieval
@@ -292,7 +293,7 @@ def test_3d_jepa_masks_are_compact_blocks_and_a_disjoint_context(clouds):
             context = ctx[b][ctx_valid[b]]
             assert len(context) >= 1 and len(set(context.tolist())) == len(context)
             assert not covered & set(context.tolist())
-    with pytest.raises(SpatialMaskError, match="covered entirely"):
+    with pytest.raises(MaskConfigError, match="covered entirely"):
         SpatialBlocks(64, num_targets=8, target_ratio=(0.3, 0.3), context_ratio=(0.5, 0.5))
 
 

@@ -20,27 +20,17 @@ import dataclasses
 
 import numpy as np
 
-
-class SequenceMaskError(ValueError):
-    """Mask settings that cannot produce valid masks."""
+from data_pipelines.masks.multiblock import MaskConfigError
+from data_pipelines.masks.patch_blocks import PatchBlocks
 
 
 @dataclasses.dataclass(frozen=True)
-class SequenceBlocks:
-    tokens: int
-    num_targets: int = 4
-    target_ratio: tuple[float, float] = (0.15, 0.2)
+class SequenceBlocks(PatchBlocks):
     context_ratio: tuple[float, float] = (0.4, 0.75)
 
-    def __post_init__(self):
-        for name in ("target_ratio", "context_ratio"):
-            lo, hi = getattr(self, name)
-            if not 0 < lo <= hi <= 1:
-                raise SequenceMaskError(f"mask.{name}=({lo}, {hi}) must satisfy 0 < lo <= hi <= 1")
-        if self.num_targets < 1:
-            raise SequenceMaskError(f"mask.num_targets={self.num_targets} must be >= 1")
+    def check(self):
         if self.context_capacity < 1 or self.tokens - self.target_size(self.target_ratio[0]) < 1:
-            raise SequenceMaskError(
+            raise MaskConfigError(
                 f"{self.tokens} patches leave no context after a target of ratio "
                 f"{self.target_ratio[0]}; lower mask.target_ratio or raise model.num_groups")
 

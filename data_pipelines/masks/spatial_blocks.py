@@ -21,30 +21,17 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from data_pipelines.masks.multiblock import MaskConfigError
+from data_pipelines.masks.patch_blocks import PatchBlocks
 from jepax.models.point_ops import squared_distances
 
 
-class SpatialMaskError(ValueError):
-    """Mask settings that cannot produce valid masks."""
-
-
 @dataclasses.dataclass(frozen=True)
-class SpatialBlocks:
-    tokens: int
-    num_targets: int = 4
-    target_ratio: tuple[float, float] = (0.15, 0.2)
-    context_ratio: tuple[float, float] = (0.85, 1.0)
-
-    def __post_init__(self):
-        for name in ("target_ratio", "context_ratio"):
-            lo, hi = getattr(self, name)
-            if not 0 < lo <= hi <= 1:
-                raise SpatialMaskError(f"mask.{name}=({lo}, {hi}) must satisfy 0 < lo <= hi <= 1")
-        if self.num_targets < 1:
-            raise SpatialMaskError(f"mask.num_targets={self.num_targets} must be >= 1")
+class SpatialBlocks(PatchBlocks):
+    def check(self):
         smallest_context = self.size(self.context_ratio[0])
         if smallest_context - self.num_targets * self.target_capacity < 1:
-            raise SpatialMaskError(
+            raise MaskConfigError(
                 f"a context block of {smallest_context} patches can be covered entirely by "
                 f"{self.num_targets} targets of up to {self.target_capacity}; raise "
                 "mask.context_ratio or lower mask.target_ratio / mask.num_targets")

@@ -24,7 +24,7 @@ from data_pipelines.masks.multiblock import MultiBlockMasks, MultiBlockSpec
 from data_pipelines.transforms import augment, resize
 from jepax import flops
 from jepax.config import ConfigError
-from jepax.models.functional import Functional
+from jepax.models.functional import Functional, init_tree, specs_tree
 from jepax.models.layers import ATTENTION_IMPLEMENTATIONS, DTYPES, standardize
 from jepax.models.tokenizers import PatchEmbed
 from jepax.models.vit import Encoder, Predictor, gather_tokens
@@ -60,12 +60,10 @@ class IJEPA:
 
     # -- parameters --------------------------------------------------------------------------
     def init_params(self, key):
-        k_enc, k_pred = jax.random.split(key)
-        return {"encoder": self.encoder.init(k_enc), "predictor": self.predictor.init(k_pred)}
+        return init_tree({"encoder": self.encoder, "predictor": self.predictor}, key)
 
     def param_specs(self, mesh, rules):
-        return {"encoder": self.encoder.specs(mesh, rules),
-                "predictor": self.predictor.specs(mesh, rules)}
+        return specs_tree({"encoder": self.encoder, "predictor": self.predictor}, mesh, rules)
 
     @staticmethod
     def ema_source(params):

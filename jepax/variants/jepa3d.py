@@ -19,7 +19,7 @@ project's reading of the paper, documented in docs/point_jepa.md.
 
 from __future__ import annotations
 
-from data_pipelines.masks.spatial_blocks import SpatialBlocks, SpatialMaskError
+from data_pipelines.masks.spatial_blocks import SpatialBlocks
 from jepax import flops
 from jepax.config import ConfigError
 from jepax.models.point_transformer import ContextAwareDecoder, PointPredictor
@@ -29,24 +29,17 @@ PREDICTORS = {"context_aware": ContextAwareDecoder, "plain": PointPredictor}
 
 
 class JEPA3D(PointFamily):
+    mask_class = SpatialBlocks
+
     def __init__(self, config):
         if config.model.predictor not in PREDICTORS:
             raise ConfigError(f"model.predictor={config.model.predictor!r}: use one of "
                               f"{sorted(PREDICTORS)}")
         self.predictor_class = PREDICTORS[config.model.predictor]
         super().__init__(config)
-        k = config.mask
-        try:
-            self.blocks = SpatialBlocks(config.model.num_groups, k.num_targets,
-                                        tuple(k.target_ratio), tuple(k.context_ratio))
-        except SpatialMaskError as e:
-            raise ConfigError(str(e)) from e
 
     def masks(self, batch, centres, rng):
         return self.blocks(rng, centres)
-
-    def mask_capacity(self):
-        return self.blocks.context_capacity, self.blocks.num_targets, self.blocks.target_capacity
 
     def predictor_layers_flops(self, batch, c, n_t, t):
         if self.predictor_class is PointPredictor:

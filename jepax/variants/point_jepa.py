@@ -23,8 +23,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from data_pipelines.masks.sequence_blocks import SequenceBlocks, SequenceMaskError
-from jepax.config import ConfigError
+from data_pipelines.masks.sequence_blocks import SequenceBlocks
 from jepax.models.point_ops import gather_points, nearest_neighbour_order
 from jepax.models.point_transformer import PointPredictor
 from jepax.variants.point_family import PointFamily
@@ -34,16 +33,8 @@ MASK_KEYS = ("context_idx", "context_valid", "target_idx", "target_valid")
 
 class PointJEPA(PointFamily):
     predictor_class = PointPredictor
+    mask_class = SequenceBlocks
     replicated_keys = frozenset(MASK_KEYS)  # one mask table per batch
-
-    def __init__(self, config):
-        super().__init__(config)
-        k = config.mask
-        try:
-            self.blocks = SequenceBlocks(config.model.num_groups, k.num_targets,
-                                         tuple(k.target_ratio), tuple(k.context_ratio))
-        except SequenceMaskError as e:
-            raise ConfigError(str(e)) from e
 
     def tokenize(self, points):
         groups, centres = self.split(points)
@@ -72,6 +63,3 @@ class PointJEPA(PointFamily):
     def eval_params(params, target):
         """The reference's SVM validation reads the student (context) encoder."""
         return params["encoder"]
-
-    def mask_capacity(self):
-        return self.blocks.context_capacity, self.blocks.num_targets, self.blocks.target_capacity
