@@ -157,3 +157,15 @@ def test_jepa3d_plain_predictor_ablation_and_flops():
     c.model.predictor = "cross"
     with pytest.raises(ConfigError, match="model.predictor"):
         variants.build(c)
+
+
+def test_point_jepa_official_teacher_embeds_with_the_online_tokenizer():
+    c = load_config(str(ROOT / "experiments" / "point_jepa.py") + ":tiny")
+    shapes = jax.eval_shape(variants.build(c).init_params, jax.random.key(0))
+    params = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    target = jax.tree.map(lambda s: jnp.ones(s.shape, s.dtype), shapes["encoder"])
+    assert variants.build(c).teacher(params, target) is target  # default: the EMA encoder
+    c.model.official = True
+    teacher = variants.build(c).teacher(params, target)
+    online = lambda part: all(float(x.max()) == 0 for x in jax.tree.leaves(teacher[part]))
+    assert online("tokenizer") and online("pos") and not online("blocks")
