@@ -59,14 +59,14 @@ def main(argv=None):
         config = load_config(spec)
         geo = geometry(spec, args.repeats)
         step = measure(spec, args.steps, batches=5)
+        batch = config.train.batch_size
         tokenizer = geo["group_ms"] + (geo["sequencer_ms"] if config.variant == "point_jepa"
                                        else 0.0)
         print(json.dumps({"point_tokenizer": spec, "variant": config.variant,
-                          "batch_size": config.train.batch_size, "points": config.data.points,
+                          "batch_size": batch, "points": config.data.points,
                           "groups": config.model.num_groups, **geo, "step_ms": step["step_ms"],
                           "tokenizer_share": round(tokenizer / step["step_ms"], 4),
-                          "fps_clouds_per_s": round(config.train.batch_size / geo["fps_ms"] * 1e3)}),
-              flush=True)
+                          "fps_clouds_per_s": round(batch / geo["fps_ms"] * 1e3)}), flush=True)
 
 
 if __name__ == "__main__":

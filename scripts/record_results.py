@@ -52,8 +52,11 @@ def table(workdir: Path) -> list[str]:
     for name, row in rows.items():
         lines.append(f"| {name} | " + " | ".join(cell(row, k) for k in metrics) + " |")
     lines.append("")
-    sizes = "; ".join(f"{name} on {', '.join(f'{b[k]} {k}' for k in b if k.endswith('examples'))}"
-                      for name, b in config.get("evals", {}).items())
+    def subset(block):
+        return ", ".join(f"{'all' if block[k] is None else block[k]} {k}" for k in block
+                         if k.endswith("examples"))
+
+    sizes = "; ".join(f"{name} on {subset(b)}" for name, b in config.get("evals", {}).items())
     lines.append(f"{result['step']} steps of batch {config['train']['batch_size']} in "
                  f"{train_s / 60:.1f} min of training on {platform.processor() or platform.machine()}"
                  f" ({cpu_name()}); evaluation: {sizes}.")
