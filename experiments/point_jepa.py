@@ -52,7 +52,7 @@ def get_config(arg=None):
     with c.unlocked():
         c.model.official = False  # the reference teacher's online tokenizer (see docstring)
     c.mask = dict(num_targets=4, target_ratio=(0.15, 0.2), context_ratio=(0.4, 0.75))
-    c.optim.start_lr = 1e-5  # the reference's warmup start (EMA 0.9995 -> 0.99999 in `paper`)
+    c.optim.start_lr = 1e-5  # the reference's warmup start
     preset = parse_preset(arg, {"tiny": point_family.tiny, "paper": _paper})
     if preset:
         preset(c)
@@ -65,4 +65,3 @@ def _paper(c):
     point_family.paper(c, epochs=500, batch_size=256, warmup_epochs=30,
                        eval_dataset="points_h5", h5_train="ply_data_train*.h5",
                        h5_test="ply_data_test*.h5")
-    c.optim.ema = (0.9995, 0.99999)
