@@ -25,7 +25,7 @@ Choices where the paper gives no code (docs/point_jepa.md): the decoder design a
 shapes (k nearest patch centres) and I-JEPA's block scales; Point-JEPA's EMA (0.9995 ->
 0.99999) and optimizer (AdamW lr 1e-3, weight decay 0.05, cosine; Point-MAE's 10 warmup epochs in
 `paper`); Point-MAE's scale-and-translate augmentation (scale 2/3-3/2 per axis, shift 0.2);
-features from the EMA encoder. Shared differences from the papers' code (LayerNorm in the
+features from the student encoder. Shared differences from the papers' code (LayerNorm in the
 mini-PointNet, no dropout / drop path, standardized SVM features) as in experiments/point_jepa.py.
 
 Commands:

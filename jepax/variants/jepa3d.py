@@ -10,7 +10,7 @@ context-aware decoder.
 * predictor: the context-aware decoder (jepax.models.point_transformer.ContextAwareDecoder):
   the encoder's context features enter every decoder layer; ``model.predictor='plain'`` is the
   ablation with an I-JEPA style predictor that sees the context only at its input;
-* evaluation: the EMA target encoder (I-JEPA's convention; the paper does not say).
+* evaluation: the student encoder, as Point-JEPA (the paper does not say).
 
 No official code exists: the decoder design, the block shapes and the loss (smooth-L1 on
 layer-normed targets; ``model.loss='cosine'`` for a cosine-similarity objective) are this

@@ -11,8 +11,8 @@ One training step (both variants)::
       -> student: encoder on the context patches only -> predictor(context features, centres
          of context and targets) -> loss on the valid target tokens
 
-Evaluation features: the max and the mean of the encoder's output tokens, concatenated (as the
-papers' linear SVM); `seed_features` repeat them for `data.eval_seeds` random 1024-point
+Evaluation features: the max and the mean of the student encoder's output tokens, concatenated
+(as the papers' linear SVM); `seed_features` repeat them for `data.eval_seeds` random 1024-point
 subsets of each stored cloud (the reference evaluates 10 seeds).
 """
 
@@ -220,7 +220,9 @@ class PointFamily:
     # -- evaluation --------------------------------------------------------------------------
     @staticmethod
     def eval_params(params, target):
-        return target
+        """The student (context) encoder, as Point-JEPA's reference validates its SVM (with the
+        slow EMA the teacher still carries much of its initialisation in a short run)."""
+        return params["encoder"]
 
     def features(self, encoder, points):
         """Max + mean pooled encoder tokens of (B, N, 3) clouds -> (B, 2 * width)."""

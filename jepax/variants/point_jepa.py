@@ -58,8 +58,3 @@ class PointJEPA(PointFamily):
             return target
         online = jax.lax.stop_gradient(params["encoder"])
         return {**target, "tokenizer": online["tokenizer"], "pos": online["pos"]}
-
-    @staticmethod
-    def eval_params(params, target):
-        """The reference's SVM validation reads the student (context) encoder."""
-        return params["encoder"]
