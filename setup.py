@@ -25,6 +25,12 @@ setup(
         "bench": ["torch==2.13.0"],  # exact: this version is the CPU wheel the CI machines carry
         # Point clouds: meshes and point files, .h5 datasets, the linear-SVM evaluators.
         "points": ["trimesh>=5.2,<6", "h5py>=3.10,<4", "scikit-learn>=1.4,<2"],
+        # Reading published PyTorch checkpoints (jepax.convert); any recent torch reads them.
+        "convert": ["torch>=2.1"],
+        # EEG (S-JEPA): MNE readers + EDF writing, and the tvb-data head model of the simulation
+        "eeg": ["mne>=1.13,<1.14", "edfio>=0.4", "tvb-data==3.0.0"],
+        # Tables (T-JEPA): readers, scalers, trees; plotnine ships the diamonds table.
+        "tables": ["scikit-learn>=1.5,<2", "pandas>=2.2,<4", "pyarrow>=15", "plotnine>=0.13,<1"],
         "cuda13": ["jax[cuda13]>=0.10.2,<0.12"],
         "tpu": ["jax[tpu]>=0.10.2,<0.12"],
     },

@@ -122,12 +122,15 @@ def rows(records: list[dict]) -> list[tuple[str, str, str]]:
                     (f"{name}: data pipeline vs step",
                      f"{r['loader_batches_per_s']:.1f} batches/s, {r['headroom']:.1f}x headroom",
                      "> 1x")]
+            if "run_data_wait_frac" in r:
+                out.append((f"{name}: data wait in a {r['run_steps']}-step run",
+                            f"{r['run_data_wait_frac']:.1%} of step time", "< 5%"))
         elif "loader_batches_per_s" in r:
             out += [(f"grain loader vs ijepa.py step (batch {r['batch_size']})",
                      f"{r['loader_batches_per_s']:.1f} vs {r['steps_per_s']:.2f} batches/s "
                      f"({r['headroom']:.0f}x headroom)", "> 1x"),
-                    (f"data wait in an ijepa.py:tiny run ({r['tiny_run_steps']} steps)",
-                     f"{r['tiny_run_data_wait_frac']:.1%} of step time", "< 5%")]
+                    (f"data wait in an ijepa.py:tiny run ({r['run_steps']} steps)",
+                     f"{r['run_data_wait_frac']:.1%} of step time", "< 5%")]
     return out
 
 

@@ -19,6 +19,7 @@ import time
 
 import jax
 
+from benchmarks.data_pipeline import run_data_wait
 from data_pipelines.pipeline import train_dataset
 from jepax import cpu_devices, experiment, sharding
 from jepax.config import load_config
@@ -38,7 +39,9 @@ def loader_rate(config, variant, batches: int):
     return batches / (time.perf_counter() - t0), batch
 
 
-def measure(spec: str, steps: int, batches: int) -> dict:
+def measure(spec: str, steps: int, batches: int, run_steps: int = 0) -> dict:
+    """The cost of `spec`'s train step; with `run_steps`, also the data wait inside a real run
+    of that many steps (without evaluation)."""
     config = load_config(spec)
     cpu_devices.configure(config)  # as jepax.main does, before devices exist
     setup = experiment.build(config)
@@ -66,7 +69,8 @@ def measure(spec: str, steps: int, batches: int) -> dict:
             "flops_per_step": flops, "tflops_per_s": round(flops / step_s / 1e12, 4),
             "peak_memory_mib": None if peak is None else round(peak / 2 ** 20, 1),
             "compile_s": round(compile_s, 2), "loader_batches_per_s": round(loader, 2),
-            "headroom": round(loader * step_s, 2)}
+            "headroom": round(loader * step_s, 2),
+            **(run_data_wait(spec, run_steps) if run_steps else {})}
 
 
 def main(argv=None):
@@ -75,9 +79,11 @@ def main(argv=None):
                         help="experiment config[:preset]; repeat for several")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--run-steps", type=int, default=0,
+                        help="also measure the data wait inside a real run of this many steps")
     args = parser.parse_args(argv)
     for spec in args.config:
-        print(json.dumps(measure(spec, args.steps, args.batches)), flush=True)
+        print(json.dumps(measure(spec, args.steps, args.batches, args.run_steps)), flush=True)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ def sample(n=300, seed=0, **kw):
 
 def test_target_blocks_are_rectangles_with_paper_scale_and_aspect():
     masks, out = sample()
-    areas, aspects = [], []
+    areas, aspects, heights, widths = [], [], [], []
     for ex in out:
         for idx, valid in zip(ex["target_idx"], ex["target_valid"]):
             r0, r1, c0, c1, count = blocks_of(idx, valid)
@@ -36,13 +36,17 @@ def test_target_blocks_are_rectangles_with_paper_scale_and_aspect():
             assert count == h * w, "a target block must be a full rectangle"
             areas.append(h * w / N)
             aspects.append(h / w)
+            heights.append(h)
+            widths.append(w)
     # Side lengths are rounded, so allow one patch of slack around the configured ranges.
-    lo_h, hi_h = round(math.sqrt(0.15 * N * 0.75)), round(math.sqrt(0.2 * N * 1.5))
     assert all(0.15 * 0.7 < a < 0.2 * 1.3 for a in areas)
     assert all(0.75 * 0.7 < a < 1.5 * 1.3 for a in aspects)
     assert 0.15 < np.mean(areas) < 0.2, np.mean(areas)
     assert np.isclose(np.mean(aspects), np.mean(np.linspace(0.75, 1.5, 1000)), atol=0.1)
-    assert min(areas) * N >= lo_h and max(areas) * N <= (hi_h + 1) ** 2
+    # h = round(sqrt(scale * N * aspect)), w = round(sqrt(scale * N / aspect)) at the extremes
+    side = lambda scale, aspect: round(math.sqrt(scale * N * aspect))
+    assert (min(heights), max(heights)) == (side(0.15, 0.75), side(0.2, 1.5))  # 5, 8
+    assert (min(widths), max(widths)) == (side(0.15, 1 / 1.5), side(0.2, 1 / 0.75))  # 4, 7
 
 
 def test_context_is_disjoint_from_targets_and_keeps_minimum():
@@ -56,10 +60,12 @@ def test_context_is_disjoint_from_targets_and_keeps_minimum():
 
 def test_context_block_scale_before_target_removal():
     _, out = sample(num_targets=1, target_scale=(0.01, 0.01), target_aspect=(1.0, 1.0))
-    # With one 1-patch target, the context is its 0.85-1.0 square block minus at most 1 patch.
-    counts = [ex["context_valid"].sum() for ex in out]
-    assert min(counts) >= round(math.sqrt(0.85 * N)) ** 2 - 1
-    assert max(counts) <= N
+    # With one 1-patch target, the context is its 0.85-1.0 square block (side 13 or 14 on the
+    # 14x14 grid) minus that patch when it falls inside.
+    counts = {int(ex["context_valid"].sum()) for ex in out}
+    sides = (round(math.sqrt(0.85 * N)), round(math.sqrt(1.0 * N)))
+    assert counts <= {side ** 2 - removed for side in sides for removed in (0, 1)}, counts
+    assert {side ** 2 for side in sides} & counts and {s ** 2 - 1 for s in sides} & counts
 
 
 def test_allow_overlap_keeps_targets_in_context():

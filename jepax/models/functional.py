@@ -69,13 +69,3 @@ class Functional:
 
     def __call__(self, params: dict, *args, **kwargs):
         return nnx.merge(self.graphdef, params)(*args, **kwargs)
-
-
-def init_tree(modules: dict[str, Functional], key: jax.Array) -> dict:
-    """Fresh parameters of several modules, {name: params}, one split of `key` each."""
-    keys = jax.random.split(key, len(modules))
-    return {name: module.init(k) for (name, module), k in zip(modules.items(), keys)}
-
-
-def specs_tree(modules: dict[str, Functional], mesh, rules) -> dict:
-    return {name: module.specs(mesh, rules) for name, module in modules.items()}

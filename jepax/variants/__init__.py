@@ -16,6 +16,8 @@ VARIANTS: dict[str, str | type] = {
     "ijepa": "jepax.variants.ijepa:IJEPA",
     "point_jepa": "jepax.variants.point_jepa:PointJEPA",
     "jepa3d": "jepax.variants.jepa3d:JEPA3D",
+    "s_jepa": "jepax.variants.s_jepa:SJEPA",
+    "t_jepa": "jepax.variants.t_jepa:TJEPA",
 }
 
 

@@ -19,21 +19,22 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from data_pipelines import sources
 from data_pipelines.masks.multiblock import MultiBlockMasks, MultiBlockSpec
 from data_pipelines.transforms import augment, resize
 from jepax import flops
 from jepax.config import ConfigError
-from jepax.models.functional import Functional, init_tree, specs_tree
-from jepax.models.layers import ATTENTION_IMPLEMENTATIONS, DTYPES, standardize
+from jepax.models.functional import Functional
+from jepax.models.layers import ATTENTION_IMPLEMENTATIONS
 from jepax.models.tokenizers import PatchEmbed
 from jepax.models.vit import Encoder, Predictor, gather_tokens
+from jepax.variants.jepa import EncoderPredictorJEPA
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
-class IJEPA:
+class IJEPA(EncoderPredictorJEPA):
     """The I-JEPA variant: models, masks, loss, evaluation features and FLOPs."""
 
-    transfer_paths = ("params/encoder", "target")
     replicated_keys = frozenset()
     eval_inputs = ("image",)
 
@@ -58,22 +59,7 @@ class IJEPA:
             heads=m.pred_heads, rngs=rngs, **common))
         self.dtype = dtype
 
-    # -- parameters --------------------------------------------------------------------------
-    def init_params(self, key):
-        return init_tree({"encoder": self.encoder, "predictor": self.predictor}, key)
-
-    def param_specs(self, mesh, rules):
-        return specs_tree({"encoder": self.encoder, "predictor": self.predictor}, mesh, rules)
-
-    @staticmethod
-    def ema_source(params):
-        """The target encoder is an EMA of the context encoder."""
-        return params["encoder"]
-
     # -- data --------------------------------------------------------------------------------
-    def train_source(self):
-        return sources.get(self.config.data, "train")
-
     def example_fn(self):
         """Per-example host transform for the training stream (augment + masks)."""
         d = self.config.data
@@ -96,7 +82,7 @@ class IJEPA:
         del rng  # masks and augmentations come from the data pipeline
         images = self.normalize(batch["image"])
         h = jax.lax.stop_gradient(self.encoder(target, images))
-        h = standardize(h.astype(jnp.float32))
+        h = _layer_norm(h.astype(jnp.float32))
         b, m, t = batch["target_idx"].shape
         h = gather_tokens(h, batch["target_idx"].reshape(b, m * t)).reshape(b, m, t, -1)
         z = self.encoder(params["encoder"], images, batch["context_idx"], batch["context_valid"])
@@ -108,16 +94,8 @@ class IJEPA:
         return loss, {"target_std": jnp.sqrt(jnp.mean(jnp.var(pred, axis=(0, 1, 2))))}
 
     # -- evaluation --------------------------------------------------------------------------
-    def eval_source(self, split):
-        return sources.get(self.config.data, split)
-
     def eval_example_fn(self):
         return functools.partial(_resized, size=self.config.data.image_size)
-
-    @staticmethod
-    def eval_params(params, target):
-        """Evaluators read the EMA target encoder (as the paper's linear probes)."""
-        return target
 
     def outputs(self, target, inputs):
         """Average-pooled target-encoder features."""
@@ -142,6 +120,14 @@ class IJEPA:
                                         m.mlp_ratio, outputs=t)
                     + flops.linear(global_batch * k * t, m.pred_width, m.width))
         return target_fwd + 3 * (context_fwd + pred_fwd)  # backward = 2x forward
+
+
+def _layer_norm(x, eps=1e-5):
+    """Parameter-free LayerNorm over the last axis, eps as torch's F.layer_norm (I-JEPA normalizes
+    its targets this way)."""
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) * jax.lax.rsqrt(var + eps)
 
 
 def _resized(example, *, size):

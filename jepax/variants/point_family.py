@@ -30,12 +30,13 @@ from data_pipelines import sources
 from data_pipelines.masks.multiblock import MaskConfigError
 from jepax import evaluators, flops
 from jepax.config import ConfigError, base_config
-from jepax.models.functional import Functional, init_tree, specs_tree
+from jepax.models.functional import Functional
 from jepax.models.layers import ATTENTION_IMPLEMENTATIONS, DTYPES, standardize
 from jepax.models.point_ops import gather_points, group_points
 from jepax.models.point_transformer import PointEncoder
 from jepax.models.tokenizers import PointPatchEmbed
 from jepax.models.vit import gather_tokens
+from jepax.variants.jepa import EncoderPredictorJEPA
 
 LOSSES = ("smooth_l1", "cosine")
 
@@ -113,12 +114,11 @@ def paper(c, *, epochs: int, batch_size: int, warmup_epochs: int, **eval_data):
     c.evals.svm.standardize = False
 
 
-class PointFamily:
+class PointFamily(EncoderPredictorJEPA):
     """Base of the point-cloud JEPAs. Subclasses provide `predictor_class`, `mask_class` (a
     sampler built from the patch count and config.mask) and `masks`, and may override
     `tokenize` (Point-JEPA's sequencer), `batch_fn`, `teacher` and `eval_params`."""
 
-    transfer_paths = ("params/encoder", "target")
     replicated_keys = frozenset()
     eval_inputs = ("points",)
     predictor_class: type
@@ -149,25 +149,12 @@ class PointFamily:
         except MaskConfigError as e:
             raise ConfigError(str(e)) from e
 
-    # -- parameters --------------------------------------------------------------------------
-    def init_params(self, key):
-        return init_tree({"encoder": self.encoder, "predictor": self.predictor}, key)
-
-    def param_specs(self, mesh, rules):
-        return specs_tree({"encoder": self.encoder, "predictor": self.predictor}, mesh, rules)
-
-    @staticmethod
-    def ema_source(params):
-        return params["encoder"]
-
+    # -- parameters (init, specs, EMA source: EncoderPredictorJEPA) ---------------------------
     def teacher(self, params, target):
         """Parameters of the target encoder's forward pass."""
         return target
 
-    # -- data --------------------------------------------------------------------------------
-    def train_source(self):
-        return sources.get(self.config.data, "train")
-
+    # -- data (train_source: EncoderPredictorJEPA) ---------------------------------------------
     def eval_source(self, split):
         d = self.config.data
         if not d.eval_dataset:
