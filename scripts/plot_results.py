@@ -10,7 +10,6 @@ the metrics (default: every accuracy-like metric the rows share)."""
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from pathlib import Path
 
@@ -21,16 +20,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from jepax.metrics import read_metrics  # noqa: E402
+from record_results import newest_eval  # noqa: E402
 
 HIDDEN = re.compile(r"(_std|_max|_seeds|_train_acc)$")
-
-
-def newest_eval(workdir: Path) -> dict:
-    evals = sorted((workdir / "results").glob("eval_step*.json"),
-                   key=lambda p: int(re.findall(r"\d+", p.stem)[-1]))
-    if not evals:
-        raise SystemExit(f"no results/eval_step*.json in {workdir}: run the experiment first")
-    return json.loads(evals[-1].read_text())
 
 
 def plot_loss(workdir: Path) -> Path:

@@ -28,12 +28,17 @@ COLUMNS = {"linear_probe_acc": ("linear probe acc", ".3f"), "knn_acc": ("k-NN ac
 HIDDEN = ("linear_probe_train_acc", "rankme_max", "svm_train_acc", "svm_seeds")
 
 
-def table(workdir: Path) -> list[str]:
+def newest_eval(workdir: Path) -> dict:
+    """The run's newest results/eval_step*.json."""
     evals = sorted((workdir / "results").glob("eval_step*.json"),
                    key=lambda p: int(re.findall(r"\d+", p.stem)[-1]))
     if not evals:
         raise SystemExit(f"no results/eval_step*.json in {workdir}: run the experiment first")
-    result = json.loads(evals[-1].read_text())
+    return json.loads(evals[-1].read_text())
+
+
+def table(workdir: Path) -> list[str]:
+    result = newest_eval(workdir)
     train_s = sum(r["step_s"] for r in read_metrics(workdir))
     config = json.loads((workdir / "config.json").read_text())
     rows = {name: row for name, row in result.items() if name != "step"}
