@@ -26,6 +26,8 @@ setup(
         "fmri": ["numba>=0.60", "xarray>=2024.1", "pandas>=2.0", "dpath>=2.1"],
         # Benchmark-only: the PyTorch reference step. Never a runtime dependency.
         "bench": ["torch==2.13.0"],  # exact: this version is the CPU wheel the CI machines carry
+        # Point clouds: meshes and point files, .h5 datasets, the linear-SVM evaluators.
+        "points": ["trimesh>=5.2,<6", "h5py>=3.10,<4", "scikit-learn>=1.4,<2"],
         # Reading published PyTorch checkpoints (jepax.convert); any recent torch reads them.
         "convert": ["torch>=2.1"],
         # EEG (S-JEPA): MNE readers + EDF writing, and the tvb-data head model of the simulation

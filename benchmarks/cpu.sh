@@ -21,7 +21,9 @@ py=${PYTHON:-python}
   $py -m benchmarks.memory_plan --check
   $py -m benchmarks.variants --run-steps=30 --config=experiments/ijepa.py \
       --config=experiments/s_jepa.py --config=experiments/t_jepa.py \
-      --config=experiments/brain_jepa.py --config=experiments/a_jepa.py
+      --config=experiments/brain_jepa.py --config=experiments/a_jepa.py \
+      --config=experiments/point_jepa.py --config=experiments/jepa3d.py
   $py -m benchmarks.variants --config=experiments/s_jepa.py
+  $py -m benchmarks.point_tokenizer --config=experiments/point_jepa.py --config=experiments/jepa3d.py
 } 2> "$out/cpu.stderr" | tee "$out/cpu.jsonl"
 $py -m benchmarks.table --results "$out"/*.jsonl --into=benchmarks/README.md

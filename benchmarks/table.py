@@ -105,6 +105,13 @@ def rows(records: list[dict]) -> list[tuple[str, str, str]]:
                      "<= 15 s"),
                     (f"{r['preset']} compilations during {r['next_steps']} steps after the first",
                      str(r["compiles_during_next_steps"]), "0")]
+        elif "point_tokenizer" in r:
+            seq = (f", sequencer {r['sequencer_ms']:.1f} ms" if r["variant"] == "point_jepa"
+                   else "")
+            out.append((f"{r['variant']} ({r['point_tokenizer']}): FPS + kNN of {r['batch_size']} "
+                        f"clouds x {r['points']} points -> {r['groups']} patches",
+                        f"FPS {r['fps_ms']:.1f} ms + kNN {r['knn_ms']:.1f} ms{seq}: "
+                        f"{r['tokenizer_share']:.1%} of the {r['step_ms']:.0f} ms train step", ""))
         elif "variant_bench" in r:
             name = f"{r['variant']} ({r['variant_bench']}, batch {r['batch_size']})"
             memory = "" if r["peak_memory_mib"] is None else f", peak {r['peak_memory_mib']:.0f} MiB"

@@ -19,11 +19,13 @@ from jepax.metrics import read_metrics
 
 # Display name and format of known metrics, in table order; other metrics follow as they are.
 COLUMNS = {"linear_probe_acc": ("linear probe acc", ".3f"), "knn_acc": ("k-NN acc", ".3f"),
+           "svm_acc": ("linear SVM acc", ".3f"), "few_shot_acc": ("few-shot acc", ".3f"),
+           "retrieval_top1": ("retrieval top-1", ".3f"), "retrieval_mrr": ("retrieval MRR", ".3f"),
            "mlp_acc": ("MLP acc", ".3f"), "resnet_acc": ("ResNet acc", ".3f"),
            "gbdt_acc": ("GBDT acc", ".3f"), "mlp_rmse": ("MLP RMSE", ".3f"),
            "resnet_rmse": ("ResNet RMSE", ".3f"), "gbdt_rmse": ("GBDT RMSE", ".3f"),
            "rankme": ("RankMe", ".1f")}
-HIDDEN = ("rankme_max",)  # and every *_train_acc (probes' fit on their training split)
+HIDDEN = ("rankme_max", "svm_seeds")  # and every *_train_acc (probes' fit on their training split)
 
 
 def newest_eval(workdir: Path) -> dict:

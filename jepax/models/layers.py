@@ -13,6 +13,9 @@ from flax import nnx
 
 from jepax.sharding import constrain
 
+# Compute dtypes a config may name (model.dtype); parameters stay float32.
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
 # I-JEPA / timm init: truncated normal (std 0.02) weights, zero biases.
 WEIGHT_STD = 0.02
 
@@ -40,6 +43,7 @@ def layer_norm(dim: int, *, dtype, rngs: nnx.Rngs, eps: float = 1e-6) -> nnx.Lay
 
 
 def normalize_features(x, eps=1e-5):
+def standardize(x, eps: float = 1e-5):
     """Parameter-free LayerNorm over the last axis, eps as torch's F.layer_norm (JEPA targets
     are normalized this way)."""
     mean = x.mean(-1, keepdims=True)
