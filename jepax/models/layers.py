@@ -43,7 +43,6 @@ def layer_norm(dim: int, *, dtype, rngs: nnx.Rngs, eps: float = 1e-6) -> nnx.Lay
 
 
 def normalize_features(x, eps=1e-5):
-def standardize(x, eps: float = 1e-5):
     """Parameter-free LayerNorm over the last axis, eps as torch's F.layer_norm (JEPA targets
     are normalized this way)."""
     mean = x.mean(-1, keepdims=True)

@@ -12,10 +12,8 @@ import jax.numpy as jnp
 from data_pipelines import sources
 from jepax import flops
 from jepax.config import ConfigError
-from jepax.models.layers import ATTENTION_IMPLEMENTATIONS, normalize_features
+from jepax.models.layers import ATTENTION_IMPLEMENTATIONS, DTYPES, normalize_features
 from jepax.models.vit import gather_tokens
-
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 class EncoderPredictorJEPA:

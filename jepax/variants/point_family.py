@@ -31,7 +31,7 @@ from data_pipelines.masks.multiblock import MaskConfigError
 from jepax import evaluators, flops
 from jepax.config import ConfigError, base_config
 from jepax.models.functional import Functional
-from jepax.models.layers import ATTENTION_IMPLEMENTATIONS, DTYPES, standardize
+from jepax.models.layers import ATTENTION_IMPLEMENTATIONS, DTYPES, normalize_features
 from jepax.models.point_ops import gather_points, group_points
 from jepax.models.point_transformer import PointEncoder
 from jepax.models.tokenizers import PointPatchEmbed
@@ -193,7 +193,7 @@ class PointFamily(EncoderPredictorJEPA):
         ctx_idx, ctx_valid, tgt_idx, tgt_valid = self.masks(batch, centres, rng)
         b, m, t = tgt_idx.shape
         h = self.encoder(self.teacher(params, target), groups, centres, final_norm=False)
-        h = standardize(jax.lax.stop_gradient(h).astype(jnp.float32))
+        h = normalize_features(jax.lax.stop_gradient(h).astype(jnp.float32))
         h = gather_tokens(h, tgt_idx.reshape(b, m * t)).reshape(b, m, t, -1)
         z = self.encoder(params["encoder"], groups, centres, ctx_idx, ctx_valid)
         pred = self.predictor(params["predictor"], z, gather_tokens(centres, ctx_idx), ctx_valid,
