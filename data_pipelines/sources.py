@@ -27,6 +27,7 @@ SOURCES: dict[str, str | Callable[[Any, str], Source]] = {
     "image_folder": "data_pipelines.images:image_folder_source",
     "tfds": "data_pipelines.images:tfds_source",
     "procedural": "data_pipelines.images:procedural_source",
+    "sequence_tasks": "data_pipelines.sequence_tasks:source",
 }
 
 

@@ -25,6 +25,7 @@ EVALUATORS: dict[str, str | type] = {
     "linear_probe": "jepax.evaluators.linear_probe:LinearProbe",
     "knn": "jepax.evaluators.knn:KNN",
     "rankme": "jepax.evaluators.rankme:RankMe",
+    "exact_match": "jepax.evaluators.exact_match:ExactMatch",
 }
 
 

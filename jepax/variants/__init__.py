@@ -14,6 +14,7 @@ from jepax.config import ConfigError
 
 VARIANTS: dict[str, str | type] = {
     "ijepa": "jepax.variants.ijepa:IJEPA",
+    "sequence_lm": "jepax.variants.sequence_lm:SequenceLM",
 }
 
 

@@ -1,0 +1,149 @@
+"""Copying study: transformers vs state-space models.
+
+Reproduces the synthetic experiments of Jelassi, Brandfonbrener, Kakade, Malach, "Repeat After
+Me: Transformers are Better than State Space Models at Copying" (ICML 2024) on the shared
+framework: every network is a ``sequence_lm`` run of the one training loop (checkpoints, exact
+resume, progress, evaluators) under ``<workdir>/<experiment>/<model>``; the study
+(``jepax/studies/copying.py``) orchestrates them and writes ``results/copying.{json,md}`` and
+plots.
+
+RESULTS (filled in from the default config's run)
+
+Commands:
+    python -m jepax.main --config=experiments/copying.py                 # default, 2-core CPU
+    python -m jepax.main --config=experiments/copying.py:tiny --workdir=runs/copying_tiny
+    python -m jepax.main --config=experiments/copying.py:paper           # accelerators
+    # one experiment or fewer models:
+    python -m jepax.main --config=experiments/copying.py \
+        --config.experiments.copy.models="('hard_alibi','mamba')"
+Rerunning the same command resumes every run (finished runs are read back).
+"""
+
+import ml_collections
+
+from jepax import evaluators
+from jepax.config import base_config, finalize, parse_preset
+
+TRANSFORMERS = ("hard_alibi", "nope", "learned", "sincos", "rope", "alibi")
+RECURRENT = ("mamba", "lstm")
+
+
+def run_config():
+    """The base sequence_lm run every model of the study starts from."""
+    c = base_config()
+    c.name = c.variant = "sequence_lm"
+    c.model = dict(
+        arch="transformer",      # transformer | mamba | lstm
+        width=64, depth=2,
+        # transformer
+        heads=8, head_dim=32,    # head_dim 0: width // heads; wider heads match 26 letters
+        positions="nope",        # nope | learned | sincos | rope | alibi | hard_alibi | rpe_k | rpe_kq
+        masked_heads=4,          # hard_alibi: heads 0..masked_heads-1 see only 0..h tokens back
+        mlp_ratio=4.0, rpe_clip=16, causal=True,
+        max_len=0,               # learned positions: table rows (0: the longest evaluated sequence)
+        # mamba
+        state=16, expand=2, conv=4, dt_rank=0,  # dt_rank 0: ceil(width / 16)
+        scan="auto",             # associative (parallel) | sequential (lax.scan) | auto: the
+                                 # faster per backend (sequential on CPU: ssm.py, benchmarks/)
+    )
+    c.data.update(
+        dataset="sequence_tasks", task="copy",
+        train_lengths=(1, 10),   # inclusive range, uniform
+        eval_lengths=(10, 20),   # every length evaluated at the end
+        eval_examples=100,       # per evaluated length
+        train_size=2 ** 31 - 1,  # fresh examples: the stream never repeats within a study
+        n_gram=3, answer_length=0,       # lookups: key n-gram, answer letters (0: the rest)
+        name_length=3, number_length=4,  # phone book
+        official=False,          # lookups: the official code's key choice (any n-gram)
+        context=64,              # pack training examples into rows of this many tokens, as the
+                                 # official code (0: one example per row)
+        seed=0,
+    )
+    c.train.update(steps=1000, batch_size=32, log_every=50, checkpoint_every=250)
+    c.optim.update(lr=3e-3, start_lr=0.0, final_lr=1e-5, warmup_steps=100, weight_decay=0.1,
+                   final_weight_decay=0.1, grad_clip=1.0)
+    c.eval.batch_size = 128
+    c.evals = dict(
+        in_distribution=evaluators.block("exact_match", split="in_distribution", every=100),
+        lengths=evaluators.block("exact_match", split="test"),
+    )
+    c.logging.update(tensorboard=False)
+    return c
+
+
+def get_config(arg=None):
+    c = ml_collections.ConfigDict()
+    c.name = c.study = "copying"
+    c.seed = 0
+    c.threshold = 0.9            # "copies length L": exact match >= threshold up to L
+    c.target = 0.99              # sample efficiency: examples until this exact match at L_train
+    c.run = run_config()
+    # name -> overrides of run.model; parameter counts are matched (~0.2M each) and reported
+    c.models = dict(
+        **{p: dict(arch="transformer", positions=p) for p in TRANSFORMERS},
+        mamba=dict(arch="mamba", width=96, depth=3),
+        lstm=dict(arch="lstm", width=160, depth=1),
+        mamba_state1=dict(arch="mamba", width=96, depth=3, state=1),
+        mamba_state4=dict(arch="mamba", width=96, depth=3, state=4),
+    )
+    c.experiments = dict(
+        copy=dict(task="copy", models=TRANSFORMERS + RECURRENT, steps=1000,
+                  data=dict(train_lengths=(1, 10), eval_lengths=(10, 15, 20, 25, 30, 40))),
+        prefix_ngram=dict(task="prefix_ngram", models=("hard_alibi",) + RECURRENT, steps=800,
+                          data=dict(train_lengths=(6, 12), eval_lengths=(12, 16, 20, 30))),
+        suffix_ngram=dict(task="suffix_ngram", models=("hard_alibi",) + RECURRENT, steps=800,
+                          data=dict(train_lengths=(6, 12), eval_lengths=(12, 16, 20, 30))),
+        phonebook=dict(task="phonebook", models=("hard_alibi",) + RECURRENT, steps=800,
+                       data=dict(train_lengths=(1, 6), eval_lengths=(2, 4, 6, 8, 10))),
+        memory=dict(task="copy", models=("hard_alibi", "mamba_state1", "mamba_state4", "mamba"),
+                    steps=1000, data=dict(train_lengths=(1, 20), eval_lengths=(5, 10, 15, 20))),
+    )
+    c.distributed = dict(mode="off", coordinator_address="", num_processes=0, process_id=-1,
+                         initialization_timeout=300, heartbeat_timeout=100)
+    preset = parse_preset(arg, {"tiny": _tiny, "paper": _paper})
+    if preset:
+        preset(c)
+    return finalize(c)
+
+
+def _tiny(c):
+    """CI: end to end in about a minute (two models, short strings, tens of steps)."""
+    c.run.model.update(width=32, heads=4, head_dim=8, masked_heads=2)
+    c.run.train.update(batch_size=16, log_every=5, checkpoint_every=10)
+    c.run.optim.warmup_steps = 5
+    c.run.data.eval_examples = 8
+    c.run.evals.in_distribution.every = 10
+    c.run.logging.progress = False
+    c.models.mamba.update(width=32, depth=1)
+    c.models.lstm.update(width=32)
+    small = dict(train_lengths=(1, 4), eval_lengths=(4, 8))
+    c.experiments = dict(
+        copy=dict(task="copy", models=("hard_alibi", "mamba", "lstm"), steps=20, data=small),
+        suffix_ngram=dict(task="suffix_ngram", models=("hard_alibi",), steps=10,
+                          data=dict(train_lengths=(5, 6), eval_lengths=(6,), n_gram=2)),
+    )
+
+
+def _paper(c):
+    """The paper's scale (accelerators), as we read it: ~160M-parameter models (GPT-NeoX-style
+    transformer 12 x 768 with 16 heads, 8 of them hard-ALiBi heads; Mamba 24 x 768, state 16;
+    LSTM 4 x 1024), AdamW lr 1e-5 with 100 warm-up steps and linear decay, batch 64, gradient
+    clipping 1, weight decay 0.1; copy: train on strings up to 50, evaluate up to 1000."""
+    c.run.model.update(width=768, depth=12, heads=16, head_dim=0, masked_heads=8)
+    c.run.train.update(batch_size=64, checkpoint_every=1000)
+    c.run.optim.update(lr=1e-5, start_lr=0.0, final_lr=0.0, warmup_steps=100, weight_decay=0.1,
+                       final_weight_decay=0.1, grad_clip=1.0)
+    c.run.eval.batch_size = 64
+    c.models.mamba.update(width=768, depth=24)
+    c.models.lstm.update(width=1024, depth=4)
+    c.models.mamba_state1.update(width=768, depth=24)
+    c.models.mamba_state4.update(width=768, depth=24)
+    c.experiments.copy.update(steps=15000, data=dict(
+        train_lengths=(1, 50), eval_lengths=(50, 100, 200, 400, 600, 800, 1000)))
+    for task in ("prefix_ngram", "suffix_ngram"):
+        c.experiments[task].update(steps=15000, data=dict(train_lengths=(20, 50),
+                                                          eval_lengths=(50, 100, 200, 300)))
+    c.experiments.phonebook.update(steps=15000, data=dict(train_lengths=(1, 20),
+                                                          eval_lengths=(20, 40, 80)))
+    c.experiments.memory.update(steps=15000, data=dict(train_lengths=(1, 300),
+                                                       eval_lengths=(50, 100, 200, 300)))
