@@ -28,6 +28,7 @@ SOURCES: dict[str, str | Callable[[Any, str], Source]] = {
     "tfds": "data_pipelines.images:tfds_source",
     "procedural": "data_pipelines.images:procedural_source",
     "sequence_tasks": "data_pipelines.sequence_tasks:source",
+    "arithmetic": "data_pipelines.arithmetic:source",
 }
 
 

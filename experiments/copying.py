@@ -87,16 +87,16 @@ def get_config(arg=None):
         mamba_state4=dict(arch="mamba", width=96, depth=3, state=4),
     )
     c.experiments = dict(
-        copy=dict(task="copy", models=TRANSFORMERS + RECURRENT, steps=1000,
+        copy=dict(task="copy", models=TRANSFORMERS + RECURRENT, steps=800,
                   data=dict(train_lengths=(1, 10), eval_lengths=(10, 15, 20, 25, 30, 40))),
-        prefix_ngram=dict(task="prefix_ngram", models=("hard_alibi",) + RECURRENT, steps=800,
+        prefix_ngram=dict(task="prefix_ngram", models=("hard_alibi",) + RECURRENT, steps=600,
                           data=dict(train_lengths=(6, 12), eval_lengths=(12, 16, 20, 30))),
-        suffix_ngram=dict(task="suffix_ngram", models=("hard_alibi",) + RECURRENT, steps=800,
+        suffix_ngram=dict(task="suffix_ngram", models=("hard_alibi",) + RECURRENT, steps=600,
                           data=dict(train_lengths=(6, 12), eval_lengths=(12, 16, 20, 30))),
-        phonebook=dict(task="phonebook", models=("hard_alibi",) + RECURRENT, steps=800,
+        phonebook=dict(task="phonebook", models=("hard_alibi",) + RECURRENT, steps=600,
                        data=dict(train_lengths=(1, 6), eval_lengths=(2, 4, 6, 8, 10))),
-        memory=dict(task="copy", models=("hard_alibi", "mamba_state1", "mamba_state4", "mamba"),
-                    steps=1000, data=dict(train_lengths=(1, 20), eval_lengths=(5, 10, 15, 20))),
+        memory=dict(task="copy", models=("hard_alibi", "mamba_state1", "mamba_state4"),
+                    steps=800, data=dict(train_lengths=(1, 20), eval_lengths=(5, 10, 15, 20))),
     )
     c.distributed = dict(mode="off", coordinator_address="", num_processes=0, process_id=-1,
                          initialization_timeout=300, heartbeat_timeout=100)

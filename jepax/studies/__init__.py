@@ -22,6 +22,7 @@ from jepax.config import ConfigError
 STUDIES: dict[str, str | Callable] = {
     "deep_linear": "jepax.studies.deep_linear",
     "copying": "jepax.studies.copying",
+    "arithmetic": "jepax.studies.arithmetic",
 }
 
 
