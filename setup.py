@@ -23,6 +23,12 @@ setup(
         "test": ["pytest>=8,<10"],
         # Benchmark-only: the PyTorch reference step. Never a runtime dependency.
         "bench": ["torch==2.13.0"],  # exact: this version is the CPU wheel the CI machines carry
+        # Reading published PyTorch checkpoints (jepax.convert); any recent torch reads them.
+        "convert": ["torch>=2.1"],
+        # EEG (S-JEPA): MNE readers + EDF writing, and the tvb-data head model of the simulation
+        "eeg": ["mne>=1.13,<1.14", "edfio>=0.4", "tvb-data==3.0.0"],
+        # Tables (T-JEPA): readers, scalers, trees; plotnine ships the diamonds table.
+        "tables": ["scikit-learn>=1.5,<2", "pandas>=2.2,<4", "pyarrow>=15", "plotnine>=0.13,<1"],
         "cuda13": ["jax[cuda13]>=0.10.2,<0.12"],
         "tpu": ["jax[tpu]>=0.10.2,<0.12"],
     },

@@ -19,5 +19,8 @@ py=${PYTHON:-python}
   $py -m benchmarks.data_pipeline
   $py -m benchmarks.gemm
   $py -m benchmarks.memory_plan --check
+  $py -m benchmarks.variants --run-steps=30 --config=experiments/ijepa.py \
+      --config=experiments/s_jepa.py --config=experiments/t_jepa.py
+  $py -m benchmarks.variants --config=experiments/s_jepa.py
 } 2> "$out/cpu.stderr" | tee "$out/cpu.jsonl"
 $py -m benchmarks.table --results "$out"/*.jsonl --into=benchmarks/README.md

@@ -49,17 +49,20 @@ def step_rate(config, variant, batch_np, steps: int) -> float:
     return steps / (time.perf_counter() - t0)
 
 
-def tiny_run_data_wait() -> dict:
-    config = load_config("experiments/ijepa.py:tiny")
+def run_data_wait(spec: str = "experiments/ijepa.py:tiny", run_steps: int = 0) -> dict:
+    """Data wait as a share of step time in a real run of `spec` (its first `run_steps` steps;
+    0: all), without evaluation."""
+    config = load_config(spec)
     config.logging.progress = False
     config.eval.evaluators = ()
+    config.train.run_steps = run_steps
     with tempfile.TemporaryDirectory() as workdir:
         train.run(config, workdir)
         records = read_metrics(workdir)[1:]  # the first step waits for the compile's batch
     waits = np.array([r["data_wait_s"] for r in records])
     steps = np.array([r["step_s"] for r in records])
-    return {"tiny_run_data_wait_frac": round(float(waits.sum() / steps.sum()), 4),
-            "tiny_run_steps": len(records)}
+    return {"run_data_wait_frac": round(float(waits.sum() / steps.sum()), 4),
+            "run_steps": len(records)}
 
 
 def main(argv=None):
@@ -74,7 +77,8 @@ def main(argv=None):
     steps = step_rate(config, variant, batch, args.steps)
     print(json.dumps({"batch_size": config.train.batch_size,
                       "loader_batches_per_s": round(loader, 2), "steps_per_s": round(steps, 3),
-                      "headroom": round(loader / steps, 2), **tiny_run_data_wait()}))
+                      "headroom": round(loader / steps, 2),
+                      **run_data_wait("experiments/ijepa.py:tiny")}))
 
 
 if __name__ == "__main__":

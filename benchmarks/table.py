@@ -105,12 +105,25 @@ def rows(records: list[dict]) -> list[tuple[str, str, str]]:
                      "<= 15 s"),
                     (f"{r['preset']} compilations during {r['next_steps']} steps after the first",
                      str(r["compiles_during_next_steps"]), "0")]
+        elif "variant_bench" in r:
+            name = f"{r['variant']} ({r['variant_bench']}, batch {r['batch_size']})"
+            memory = "" if r["peak_memory_mib"] is None else f", peak {r['peak_memory_mib']:.0f} MiB"
+            out += [(f"{name}: step, throughput, analytic FLOPs",
+                     f"{r['step_ms']:.0f} ms, {r['examples_per_s']:.0f} examples/s, "
+                     f"{r['flops_per_step'] / 1e9:.2f} GFLOP ({r['tflops_per_s']:.3f} TFLOP/s)"
+                     f"{memory}, compile {r['compile_s']:.1f} s", ""),
+                    (f"{name}: data pipeline vs step",
+                     f"{r['loader_batches_per_s']:.1f} batches/s, {r['headroom']:.1f}x headroom",
+                     "> 1x")]
+            if "run_data_wait_frac" in r:
+                out.append((f"{name}: data wait in a {r['run_steps']}-step run",
+                            f"{r['run_data_wait_frac']:.1%} of step time", "< 5%"))
         elif "loader_batches_per_s" in r:
             out += [(f"grain loader vs ijepa.py step (batch {r['batch_size']})",
                      f"{r['loader_batches_per_s']:.1f} vs {r['steps_per_s']:.2f} batches/s "
                      f"({r['headroom']:.0f}x headroom)", "> 1x"),
-                    (f"data wait in an ijepa.py:tiny run ({r['tiny_run_steps']} steps)",
-                     f"{r['tiny_run_data_wait_frac']:.1%} of step time", "< 5%")]
+                    (f"data wait in an ijepa.py:tiny run ({r['run_steps']} steps)",
+                     f"{r['run_data_wait_frac']:.1%} of step time", "< 5%")]
     return out
 
 

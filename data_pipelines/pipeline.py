@@ -21,12 +21,16 @@ def train_dataset(source, *, seed: int, global_batch: int,
                   example_fn: Callable[[dict, np.random.Generator], dict] | None = None,
                   batch_fn: Callable[[dict, np.random.Generator], dict] | None = None,
                   num_threads: int = 1, prefetch: int = 4, num_workers: int = 0,
-                  shard: tuple[int, int] | None = None) -> grain.IterDataset:
-    """Endless training stream of this process's local batches.
+                  shard: tuple[int, int] | None = None, start: int = 0) -> grain.IterDataset:
+    """Endless training stream of this process's local batches, from batch `start` on.
 
     source -> shuffle (new order each epoch) -> repeat -> example_fn (seeded per global index)
     -> shard by process -> batch (drop remainder) -> batch_fn (seeded per local batch)
-    -> threaded read-ahead (and worker processes if num_workers > 0).
+    -> from batch `start` -> threaded read-ahead (and worker processes if num_workers > 0).
+
+    Every batch is a function of the seed and its position, so a run resumes exactly by
+    reopening the stream at the number of batches it drew (whatever the threads, read-ahead,
+    worker processes or process count).
 
     `shard` = (index, count) overrides this process's shard (default: grain's
     ShardByJaxProcess, i.e. jax.process_index() of jax.process_count())."""
@@ -46,6 +50,7 @@ def train_dataset(source, *, seed: int, global_batch: int,
     ds = ds.batch(global_batch // count, drop_remainder=True)
     if batch_fn is not None:
         ds = ds.random_map(batch_fn)
+    ds = ds[start:]
     it = ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads,
                                               prefetch_buffer_size=prefetch))
     if num_workers > 0:

@@ -29,6 +29,8 @@ SOURCES: dict[str, str | Callable[[Any, str], Source]] = {
     "procedural": "data_pipelines.images:procedural_source",
     "sequence_tasks": "data_pipelines.sequence_tasks:source",
     "arithmetic": "data_pipelines.arithmetic:source",
+    "eeg": "data_pipelines.eeg:eeg_source",
+    "table": "data_pipelines.tables:table_source",
 }
 
 

@@ -7,6 +7,8 @@ new field. :func:`validate` checks values and names the fix.
 
 from __future__ import annotations
 
+import math
+import os
 from typing import Callable
 
 import ml_collections
@@ -43,7 +45,8 @@ def base_config() -> ml_collections.ConfigDict:
         weight_decay=0.04, final_weight_decay=0.4,
         ema=(0.996, 1.0),
         b1=0.9, b2=0.999, eps=1e-8,
-        grad_clip=0.0,           # 0: off
+        grad_clip=0.0,           # global-norm clipping; 0: off
+        grad_clip_value=0.0,     # element-wise clamp of each gradient to [-v, v]; 0: off
     )
     # cpu_devices: 0 = XLA's one CPU device; "auto" = one per core (jepax/cpu_devices.py)
     c.mesh = dict(data=-1, fsdp=1, tensor=1, rules=None, cpu_devices=any_type(0))
@@ -88,9 +91,12 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
     import importlib.util
 
     path, _, arg = spec.partition(":")
-    module_spec = importlib.util.spec_from_file_location("_jepax_experiment", path)
-    if module_spec is None:
+    if not os.path.isfile(path):
         raise ConfigError(f"config file {path} not found")
+    module_spec = importlib.util.spec_from_file_location("_jepax_experiment", path)
+    if module_spec is None or not path.endswith(".py"):
+        raise ConfigError(f"config file {path} is not a Python file with get_config(); pass an "
+                          "experiment config, e.g. experiments/ijepa.py")
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     return module.get_config(arg or None)
@@ -102,28 +108,106 @@ def finalize(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     return config
 
 
-def _positive(config, *paths):
-    for path in paths:
-        section, key = path.split(".")
-        value = config[section][key]
-        if not value > 0:
-            raise ConfigError(f"{path}={value} must be positive; set --config.{path}=<positive>")
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
+
+
+def _int(lo: int):
+    return (lambda v: _is_int(v) and v >= lo), (
+        "must be a positive integer" if lo == 1 else f"must be an integer >= {lo}")
+
+
+def _number(lo: float = 0.0, *, positive: bool = False, below: float | None = None):
+    def ok(v):
+        return _is_number(v) and (v > lo if positive else v >= lo) and (below is None or v < below)
+    rng = f"{'>' if positive else '>='} {lo}" + (f" and < {below}" if below is not None else "")
+    return ok, f"must be a finite number {rng}"
+
+
+def _choice(*options):
+    return (lambda v: v in options), f"must be one of {', '.join(map(repr, options))}"
+
+
+def _ema(v):
+    return (isinstance(v, (tuple, list)) and len(v) == 2 and all(_is_number(x) for x in v)
+            and 0 <= v[0] <= v[1] <= 1)
+
+
+_FLAG = (lambda v: isinstance(v, bool)), "must be True or False"
+_TEXT = (lambda v: isinstance(v, str)), "must be a string"
+_NAMES = ((lambda v: v is None or (isinstance(v, (tuple, list)) and all(isinstance(n, str) for n in v))),
+          "must be None (all) or a tuple of names, e.g. \"('knn',)\"")
+_MESH_AXIS = (lambda v: _is_int(v) and (v == -1 or v >= 1)), "must be a positive size or -1 (fill)"
+_RULES_LIST = ((lambda v: v is None or isinstance(v, (tuple, list))),
+               "must be None (the defaults) or a sequence of (logical name, mesh axes) pairs")
+
+# Every value of base_config() and the rule it must satisfy (tests check that none is
+# missing). Variant sections (model, mask, the rest of data) are checked by the variant.
+RULES: dict[str, tuple[Callable[[object], bool], str]] = {
+    "name": _TEXT,
+    "seed": _int(0),
+    "train.steps": _int(1),
+    "train.batch_size": _int(1),
+    "train.log_every": _int(1),
+    "train.checkpoint_every": _int(0),
+    "train.keep_checkpoints": _int(1),
+    "train.async_checkpoints": _FLAG,
+    "train.init_from": _TEXT,
+    "train.nan_policy": _choice("stop", "rollback"),
+    "train.max_rollbacks": _int(0),
+    "train.run_steps": _int(0),
+    "train.allow_config_change": _FLAG,
+    "data.dataset": ((lambda v: isinstance(v, str) and bool(v)), "must name a data source"),
+    "data.num_threads": _int(0),
+    "data.prefetch": _int(0),
+    "data.num_workers": _int(0),
+    "optim.lr": _number(positive=True),
+    "optim.start_lr": _number(),
+    "optim.final_lr": _number(),
+    "optim.warmup_steps": _int(0),
+    "optim.weight_decay": _number(),
+    "optim.final_weight_decay": _number(),
+    "optim.ema": (_ema, "must be (start, end) with 0 <= start <= end <= 1"),
+    "optim.b1": _number(below=1.0),
+    "optim.b2": _number(below=1.0),
+    "optim.eps": _number(positive=True),
+    "optim.grad_clip": _number(),
+    "optim.grad_clip_value": _number(),
+    "mesh.data": _MESH_AXIS,
+    "mesh.fsdp": _MESH_AXIS,
+    "mesh.tensor": _MESH_AXIS,
+    "mesh.rules": _RULES_LIST,
+    "mesh.cpu_devices": ((lambda v: v == "auto" or _is_int(v) and v >= 0),
+                         "must be 'auto', 0 (XLA's default) or a positive device count"),
+    "logging.tensorboard": _FLAG,
+    "logging.progress": _FLAG,
+    "logging.peak_flops_per_device": _number(),
+    "eval.batch_size": _int(1),
+    "eval.evaluators": _NAMES,
+    "distributed.mode": _choice("off", "auto", "explicit"),
+    "distributed.coordinator_address": _TEXT,
+    "distributed.num_processes": _int(0),
+    "distributed.process_id": _int(-1),
+    "distributed.initialization_timeout": _number(positive=True),
+    "distributed.heartbeat_timeout": _number(positive=True),
+}
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-    """Value checks common to every run (variants add their own)."""
-    _positive(config, "train.steps", "train.batch_size", "train.log_every", "optim.lr",
-              "eval.batch_size")
-    for path in ("train.run_steps", "optim.start_lr", "optim.final_lr", "optim.weight_decay",
-                 "optim.final_weight_decay", "optim.warmup_steps", "train.checkpoint_every",
-                 "optim.grad_clip"):
-        section, key = path.split(".")
-        if config[section][key] < 0:
-            raise ConfigError(f"{path}={config[section][key]} must be >= 0")
-    lo, hi = config.optim.ema
-    if not 0 <= lo <= hi <= 1:
-        raise ConfigError(f"optim.ema={tuple(config.optim.ema)} must satisfy 0 <= start <= end <= 1")
-    if config.train.nan_policy not in ("stop", "rollback"):
-        raise ConfigError(f"train.nan_policy={config.train.nan_policy!r}: use 'stop' or 'rollback'")
-    if config.distributed.mode not in ("off", "auto", "explicit"):
-        raise ConfigError(f"distributed.mode={config.distributed.mode!r}: use off, auto or explicit")
+    """Value checks common to every run (variants check their own sections): every value of
+    the base sections, then every evaluator block. ConfigError names the key and the fix."""
+    for path, (ok, requirement) in RULES.items():
+        node = config
+        for key in path.split("."):
+            node = node[key]
+        if not ok(node):
+            raise ConfigError(f"{path}={node!r} {requirement}; fix it with --config.{path}=<value>")
+    from jepax import evaluators  # noqa: PLC0415 - the registry imports this module
+
+    for name, config_block in config.evals.items():
+        evaluators.build(name, config_block)
+    evaluators.selected(config)

@@ -4,7 +4,8 @@
 * weight decay: cosine from ``weight_decay`` to ``final_weight_decay`` (it *increases*);
 * EMA momentum of the target encoder: linear from ``ema[0]`` to ``ema[1]``;
 * AdamW with decay only on parameters of rank > 1 (biases, norm scales and other vectors are
-  excluded), optional global-norm clipping.
+  excluded), optional element-wise gradient clamping (``grad_clip_value``, as T-JEPA's
+  released code) and global-norm clipping (``grad_clip``).
 """
 
 from __future__ import annotations
@@ -50,4 +51,6 @@ def optimizer(optim_config, sched: Schedules) -> optax.GradientTransformation:
                      mask=decay_mask)
     if o.grad_clip > 0:
         tx = optax.chain(optax.clip_by_global_norm(o.grad_clip), tx)
+    if o.grad_clip_value > 0:
+        tx = optax.chain(optax.clip(o.grad_clip_value), tx)
     return tx

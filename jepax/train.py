@@ -10,16 +10,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import jax
 
+from data_pipelines.errors import DataError
 from data_pipelines.pipeline import prefetch_to_device, train_dataset
 from jepax import checkpoint, config as config_lib, cpu_devices, distributed, experiment, flops
-from jepax import sharding, state as state_lib
+from jepax import preemption, sharding
 from jepax.evaluators.runner import EvalRunner
+from jepax.lock import exclusive
 from jepax.metrics import MetricsWriter
 from jepax.preemption import Preempted, PreemptionGuard
 from jepax.variants.base import path_get, path_set
@@ -71,6 +74,19 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def check_workdir(workdir: str | Path) -> Path:
+    """The absolute workdir, refused with the fix when it cannot be one (nothing is created)."""
+    path = Path(workdir).absolute()
+    if path.exists() and not path.is_dir():
+        raise config_lib.ConfigError(f"--workdir {path} is a file, not a directory: pass a "
+                                     "directory (it is created if missing)")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise config_lib.ConfigError(f"--workdir {path}: cannot write in {existing}; pass a "
+                                     "directory you can write to")
+    return path
+
+
 def check_workdir_config(workdir: Path, config) -> None:
     """Refuse to resume a workdir written by a config that trains something else."""
     saved = checkpoint.load_run_config(workdir)
@@ -86,13 +102,28 @@ def check_workdir_config(workdir: Path, config) -> None:
             "or pass --config.train.allow_config_change=True to resume it anyway")
 
 
-def _load_init_from(path: str, state, transfer_paths: tuple[str, ...]):
-    """`state` with the parts the variant transfers (e.g. params/encoder and target) taken from
-    another run's latest checkpoint; every array must exist there with the same shape."""
-    ckpt = checkpoint.Checkpointer(Path(path) / "checkpoints", keep=1, async_save=False)
-    saved = ckpt.restore_params()
-    ckpt.close()
-    ours = {"params": state.params, "target": state.target}
+def _init_from_checkpoint(path: str) -> checkpoint.Checkpointer:
+    """The checkpoints of another run named by train.init_from, opened read-only."""
+    try:
+        ckpt = checkpoint.Checkpointer(Path(path) / "checkpoints", read_only=True)
+    except checkpoint.CheckpointError:
+        ckpt = None
+    if ckpt is None or ckpt.latest_step() is None:
+        raise config_lib.ConfigError(
+            f"train.init_from={path}: no checkpoint there (expected {path}/checkpoints/<step>); "
+            "pass the --workdir of a run that saved one")
+    return ckpt
+
+
+def _check_init_from(path: str, abstract, transfer_paths: tuple[str, ...]) -> None:
+    """Before anything is trained: the parts to transfer exist in train.init_from's latest
+    checkpoint with this run's shapes (read from its metadata)."""
+    ckpt = _init_from_checkpoint(path)
+    try:
+        saved = ckpt.manager.item_metadata(ckpt.latest_step())["state"]
+    finally:
+        ckpt.close()
+    ours = {"params": abstract.params, "target": abstract.target}
     problems = []
     for part in transfer_paths:
         try:
@@ -109,6 +140,17 @@ def _load_init_from(path: str, state, transfer_paths: tuple[str, ...]):
         raise config_lib.ConfigError(
             f"train.init_from={path}: its checkpoint does not match this model "
             f"({'; '.join(problems[:3])}); use the same model.* settings")
+
+
+def _load_init_from(path: str, state, transfer_paths: tuple[str, ...]):
+    """`state` with the parts the variant transfers (e.g. params/encoder and target) taken from
+    another run's latest checkpoint (checked by _check_init_from)."""
+    ckpt = _init_from_checkpoint(path)
+    try:
+        saved = ckpt.restore_params()
+    finally:
+        ckpt.close()
+    ours = {"params": state.params, "target": state.target}
     for part in transfer_paths:
         theirs = _by_path(path_get(saved, part))
         flat, treedef = jax.tree_util.tree_flatten_with_path(path_get(ours, part))
@@ -125,25 +167,51 @@ def _by_path(tree) -> dict:
     return {sharding.path_key(p): v for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
+_depth = 0  # nesting of run() (a study's runs): a stop request is forgotten at the outermost
+
+
 def run(config, workdir: str | Path | None = None) -> dict[str, Any]:
-    """Train (or resume) the configured run in `workdir`; returns a summary."""
+    """Train (or resume) the configured run in `workdir`; returns a summary.
+
+    Everything that can be checked without training is checked before anything is written:
+    the config, the workdir, the model and mesh, the training and evaluation data, the
+    evaluators' settings against that data and train.init_from. Then the workdir is locked
+    (one run per workdir) and training starts or resumes."""
+    global _depth
+    guard = PreemptionGuard(multiprocess=config.get("distributed", {}).get("mode", "off") != "off")
+    _depth += 1
+    try:
+        return _run(config, workdir, guard)
+    finally:
+        guard.close()
+        _depth -= 1
+        if _depth == 0:
+            preemption.clear()
+
+
+def _run(config, workdir, guard: PreemptionGuard) -> dict[str, Any]:
     cpu_devices.configure(config)
     distributed.maybe_initialize(config)
     _setup_logging()
-    workdir = Path(workdir or default_workdir(config)).absolute()
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = check_workdir(workdir or default_workdir(config))
     if "study" in config:
         from jepax import studies
 
-        return studies.run(config, workdir)
+        with exclusive(workdir):
+            return studies.run(config, workdir)
     config_lib.validate(config)
-    check_workdir_config(workdir, config)
-
     setup = experiment.build(config)
+    loop = _Loop(config, workdir, setup, guard)  # checks the data and evaluators; writes nothing
+    if config.train.init_from:
+        _check_init_from(config.train.init_from, setup.abstract, setup.variant.transfer_paths)
+    if guard.requested:  # arrived while the above was checked: nothing is written yet
+        log.warning("stopped by %s before the run started: nothing was written", guard.requested)
+        return {"workdir": str(workdir), "eval": {}, "preempted": True,
+                "stopped_by": guard.requested, "step": None}
     log.info("run %s in %s: %s on mesh %s (%d processes)", config.name, workdir, config.variant,
              dict(setup.mesh.shape), jax.process_count())
-    with setup.active():
-        loop = _Loop(config, workdir, setup)
+    with exclusive(workdir), setup.active():
+        check_workdir_config(workdir, config)
         try:
             return loop.run()
         finally:
@@ -161,22 +229,22 @@ class Hook:
 class _Loop:
     """One invocation of training: owns the state, the data stream and the checkpointer."""
 
-    def __init__(self, config, workdir: Path, setup: experiment.Setup):
-        self.config, self.workdir, self.setup = config, workdir, setup
+    def __init__(self, config, workdir: Path, setup: experiment.Setup, guard: PreemptionGuard):
+        """Builds what can fail on bad input (the training source, the evaluators and their
+        data) without touching the workdir."""
+        self.config, self.workdir, self.setup, self.guard = config, workdir, setup, guard
         self.variant, self.mesh = setup.variant, setup.mesh
         self.total = int(config.train.steps)
-        self.data = iter(prefetch_to_device(train_dataset(
-            self.variant.train_source(), seed=config.seed,
-            global_batch=config.train.batch_size, example_fn=self.variant.example_fn(),
-            batch_fn=self.variant.batch_fn(), num_threads=config.data.num_threads,
-            prefetch=config.data.prefetch, num_workers=config.data.num_workers),
-            setup.global_batch))
-        self.ckpt = checkpoint.Checkpointer(workdir / "checkpoints",
-                                            keep=config.train.keep_checkpoints,
-                                            async_save=config.train.async_checkpoints)
-        self.guard = PreemptionGuard()
+        self.source = self.variant.train_source()
+        if len(self.source) == 0:
+            raise DataError(f"the training data of data.dataset={config.data.dataset!r} is empty")
+        self.evaluate = self._evaluation()
+        self.evaluate.check_data()
+        self.data = None         # the stream, opened at the restored position
+        self.ckpt = None
         self.hooks: list[Hook] = []
         self.state = None
+        self.step = 0
         self.writer = None
         self.consumed = 0        # batches drawn from the stream (trained on or skipped)
         self.skipped: set[int] = set()  # stream positions of batches skipped after a NaN
@@ -192,11 +260,27 @@ class _Loop:
         self.hooks.append(Hook(fn, when or (lambda step: bool(every) and step % every == 0)))
 
     # -- state -------------------------------------------------------------------------------
+    def _open_stream(self, position: int) -> None:
+        """The training stream from batch `position` on (the same batches in any case: they
+        are a function of the seed and their position)."""
+        if self.data is not None:
+            self.data.close()
+        c = self.config
+        self.data = iter(prefetch_to_device(train_dataset(
+            self.source, seed=c.seed, global_batch=c.train.batch_size,
+            example_fn=self.variant.example_fn(), batch_fn=self.variant.batch_fn(),
+            num_threads=c.data.num_threads, prefetch=c.data.prefetch,
+            num_workers=c.data.num_workers, start=position), self.setup.global_batch))
+        self.consumed = position
+        self._peeked = None  # a batch drawn from an earlier stream is stale
+
     def _restore(self) -> bool:
-        state, meta = self.ckpt.restore_latest(self.setup.abstract, self.data)
+        state, meta = self.ckpt.restore_latest(self.setup.abstract)
         if state is None:
             return False
         self._adopt(state, meta)
+        if checkpoint.load_run_config(self.workdir) is None:  # deleted by hand: record it again
+            checkpoint.save_run_config(self.workdir, self.config.to_json(indent=2))
         log.info("resuming from checkpoint at step %d in %s", self.step, self.ckpt.directory)
         return True
 
@@ -217,11 +301,15 @@ class _Loop:
 
         A fresh run compiles its initializer alongside the step. With nan_policy=rollback the
         initial state is saved before the first batch is drawn, so it is created first."""
-        if not self._restore() and self.config.train.nan_policy == "rollback":
-            self._start_fresh(self.setup.create_state)
+        if not self._restore():
+            self._open_stream(0)
+            if self.config.train.nan_policy == "rollback":
+                self._start_fresh(self.setup.create_state)
+        self.guard.check()
         self._peeked = self._next_batch()  # its shapes define the compiled step
         compiled, init = self.setup.compile(sharding.abstract_like(self._peeked[0]),
                                             with_init=self.state is None)
+        self.guard.check()
         if init is not None:
             self._start_fresh(init)
         return compiled
@@ -229,13 +317,12 @@ class _Loop:
     def _adopt(self, state, meta) -> None:
         self.state = state
         self.step = int(meta["step"])
-        self.consumed = int(meta.get("batches_consumed", self.step))
         self.skipped = set(meta.get("skipped_batches", []))
         self.last_saved = self.step
-        self._peeked = None  # the iterator was restored: a batch drawn earlier is stale
+        self._open_stream(int(meta.get("batches_consumed", self.step)))
 
     def _save(self) -> None:
-        self.ckpt.save(self.step, self.state, self.data, {
+        self.ckpt.save(self.step, self.state, {
             "step": self.step, "batches_consumed": self.consumed,
             "skipped_batches": sorted(self.skipped)})
         self.last_saved = self.step
@@ -287,9 +374,9 @@ class _Loop:
                 f"(train.max_rollbacks); the last good checkpoint is step {self.last_saved} in "
                 f"{self.ckpt.directory}. Lower --config.optim.lr or check the data")
         self.ckpt.wait()
-        state, meta = self.ckpt.restore_latest(self.setup.abstract, self.data)
-        self._adopt(state, meta)
-        self.skipped.add(bad.position)
+        known = self.skipped  # includes batches found bad after that checkpoint was written
+        self._adopt(*self.ckpt.restore_latest(self.setup.abstract))
+        self.skipped |= known | {bad.position}
         self.writer.rewind(self.step)
         self.writer.write_event("rollback", bad_step=bad.step, skipped_batch=bad.position,
                                 restored_step=self.step)
@@ -299,9 +386,32 @@ class _Loop:
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
+        summary = {"workdir": str(self.workdir), "eval": {}, "preempted": False,
+                   "stopped_by": None}
+        self.ckpt = checkpoint.Checkpointer(self.workdir / "checkpoints",
+                                            keep=self.config.train.keep_checkpoints,
+                                            async_save=self.config.train.async_checkpoints)
+        try:
+            self._train(summary)
+        except Preempted:
+            self._finish()
+            if self.state is not None and self.step > 0 and self.last_saved != self.step:
+                self._save()
+            self.ckpt.wait()
+            if self.state is None or self.step == 0:
+                log.warning("stopped by %s before the first step: nothing to save; rerun the "
+                            "same command to start", self.guard.requested)
+            else:
+                log.warning("preempted at step %d by %s: checkpoint saved, exiting; rerun the "
+                            "same command to resume", self.step, self.guard.requested)
+            summary.update(preempted=True, stopped_by=self.guard.requested)
+        summary.update(step=self.step, loss=self.last_loss, rollbacks=self.rollbacks)
+        return summary
+
+    def _train(self, summary: dict) -> None:
         t0 = time.perf_counter()
         compiled = self._prepare()
-        compile_s = time.perf_counter() - t0
+        summary["compile_s"] = compile_s = time.perf_counter() - t0
         log.info("parameter sharding:\n%s", sharding.sharding_report(self.state.params))
         peak_bytes = experiment.peak_bytes(compiled)
         log.info("state ready and train step compiled in %.1fs (peak device memory %s MiB per "
@@ -316,40 +426,26 @@ class _Loop:
         self.peak = flops.peak_flops_per_device(self.config.logging.peak_flops_per_device)
         train_cfg = self.config.train
         stop = min(self.total, self.step + train_cfg.run_steps) if train_cfg.run_steps else self.total
-        evaluate = self._evaluation()
-        every = train_cfg.checkpoint_every
+        evaluate, every = self.evaluate, train_cfg.checkpoint_every
         self.add_hook(lambda step: self._save(),
                       when=lambda step: bool(every) and step % every == 0 or step == stop)
         if evaluate:
             self.add_hook(lambda step: evaluate(step, final=False),
                           when=lambda step: evaluate.due(step) and step < self.total)
-        summary = {"workdir": str(self.workdir), "compile_s": compile_s, "eval": {},
-                   "preempted": False}
         if self.step >= self.total:
             log.info("already at step %d of %d: nothing to train", self.step, self.total)
         self.last_done = time.perf_counter()
-        try:
-            while self.step < stop:
-                if self.guard.stop_at(self.step):
-                    raise Preempted()
-                try:
-                    self._train_step(compiled)
-                    self._run_hooks()
-                except _Rollback as bad:
-                    self._rollback(bad)
-            self._finish()
-            if self.step == self.total and evaluate:
-                summary["eval"] = evaluate(self.step)
-        except Preempted:
-            self._finish()
-            if self.last_saved != self.step:
-                self._save()
-            self.ckpt.wait()
-            log.warning("preempted at step %d: checkpoint saved, exiting; rerun the same command "
-                        "to resume", self.step)
-            summary["preempted"] = True
-        summary.update(step=self.step, loss=self.last_loss, rollbacks=self.rollbacks)
-        return summary
+        while self.step < stop:
+            if self.guard.stop_at(self.step):
+                raise Preempted()
+            try:
+                self._train_step(compiled)
+                self._run_hooks()
+            except _Rollback as bad:
+                self._rollback(bad)
+        self._finish()
+        if self.step == self.total and evaluate:
+            summary["eval"] = evaluate(self.step)
 
     def _evaluation(self) -> EvalRunner:
         """The evaluation runner of this run's state (falsy when nothing is evaluated)."""
@@ -385,11 +481,13 @@ class _Loop:
             self.last_done = time.perf_counter()  # hook time is not step time
 
     def close(self) -> None:
-        self.guard.close()
         if self.writer is not None:
             self.writer.close()
         try:
-            self.ckpt.wait()
+            if self.ckpt is not None:
+                self.ckpt.wait()
         finally:
-            self.ckpt.close()
-            self.data.close()  # stops the read-ahead threads (and worker processes)
+            if self.ckpt is not None:
+                self.ckpt.close()
+            if self.data is not None:
+                self.data.close()  # stops the read-ahead threads (and worker processes)

@@ -19,6 +19,9 @@ from jepax.metrics import read_metrics
 
 # Display name and format of known metrics, in table order; other metrics follow as they are.
 COLUMNS = {"linear_probe_acc": ("linear probe acc", ".3f"), "knn_acc": ("k-NN acc", ".3f"),
+           "mlp_acc": ("MLP acc", ".3f"), "resnet_acc": ("ResNet acc", ".3f"),
+           "gbdt_acc": ("GBDT acc", ".3f"), "mlp_rmse": ("MLP RMSE", ".3f"),
+           "resnet_rmse": ("ResNet RMSE", ".3f"), "gbdt_rmse": ("GBDT RMSE", ".3f"),
            "rankme": ("RankMe", ".1f")}
 HIDDEN = ("linear_probe_train_acc", "rankme_max")
 
@@ -33,16 +36,23 @@ def table(workdir: Path) -> list[str]:
     config = json.loads((workdir / "config.json").read_text())
     rows = {name: row for name, row in result.items() if name != "step"}
     metrics = [k for k in COLUMNS if any(k in r for r in rows.values())]
-    metrics += sorted({k for r in rows.values() for k in r} - set(metrics) - set(HIDDEN))
+    stds = {k for r in rows.values() for k in r if k.endswith("_std") and k[:-4] in r}
+    metrics += sorted({k for r in rows.values() for k in r} - set(metrics) - set(HIDDEN) - stds)
     label = lambda k: COLUMNS.get(k, (k, ".3f"))
+
+    def cell(row, k):  # "mean +- std" where the evaluator reports a spread over seeds
+        if not isinstance(row.get(k), (int, float)):
+            return ""
+        spread = f" +- {format(row[k + '_std'], label(k)[1])}" if k + "_std" in row else ""
+        return format(row[k], label(k)[1]) + spread
+
     lines = [f"| outputs (step {result['step']}) | " + " | ".join(label(k)[0] for k in metrics)
              + " |", "| --- |" + " --- |" * len(metrics)]
     for name, row in rows.items():
-        lines.append(f"| {name} | " + " | ".join(
-            format(row[k], label(k)[1]) if isinstance(row.get(k), (int, float)) else ""
-            for k in metrics) + " |")
+        lines.append(f"| {name} | " + " | ".join(cell(row, k) for k in metrics) + " |")
     lines.append("")
-    sizes = "; ".join(f"{name} on {', '.join(f'{b[k]} {k}' for k in b if k.endswith('examples'))}"
+    count = lambda n: "all" if n is None else n
+    sizes = "; ".join(f"{name} on {', '.join(f'{count(b[k])} {k}' for k in b if k.endswith('examples'))}"
                       for name, b in config.get("evals", {}).items())
     lines.append(f"{result['step']} steps of batch {config['train']['batch_size']} in "
                  f"{train_s / 60:.1f} min of training on {platform.processor() or platform.machine()}"
@@ -66,19 +76,25 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", required=True, type=Path)
     parser.add_argument("--into", required=True, type=Path)
+    parser.add_argument("--tag", default="",
+                        help="write between <results:TAG> and </results:TAG> (several tables "
+                             "in one file, e.g. one per dataset)")
     args = parser.parse_args()
-    write_between_markers(args.into, table(args.workdir))
+    write_between_markers(args.into, table(args.workdir), args.tag)
 
 
-def write_between_markers(path: Path, lines: list[str]) -> None:
-    """Replace the lines between `<results>` and `</results>` in `path` with `lines`, indented
-    like the opening marker (blank lines stay empty)."""
+def write_between_markers(path: Path, lines: list[str], tag: str = "") -> None:
+    """Replace the lines between `<results>` and `</results>` (`<results:TAG>` and
+    `</results:TAG>` with a tag) in `path` with `lines`, indented like the opening marker
+    (blank lines stay empty)."""
+    opening, closing = (f"<results:{tag}>", f"</results:{tag}>") if tag else ("<results>",
+                                                                            "</results>")
     text = path.read_text().splitlines()
     try:
-        start = next(i for i, l in enumerate(text) if l.strip() == "<results>")
-        end = next(i for i, l in enumerate(text) if l.strip() == "</results>")
+        start = next(i for i, l in enumerate(text) if l.strip() == opening)
+        end = next(i for i, l in enumerate(text) if l.strip() == closing)
     except StopIteration:
-        raise SystemExit(f"{path} has no <results> ... </results> marker lines")
+        raise SystemExit(f"{path} has no {opening} ... {closing} marker lines")
     indent = text[start][: len(text[start]) - len(text[start].lstrip())]
     text[start + 1:end] = [indent + l if l else "" for l in lines]
     path.write_text("\n".join(text) + "\n")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from jepax.config import load_config
@@ -13,6 +16,38 @@ from jepax.metrics import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 IJEPA = str(ROOT / "experiments" / "ijepa.py")
+
+
+@contextlib.contextmanager
+def compilation_cache(directory):
+    """Share compiled programs between the runs of a test module, in this process and in the
+    processes it starts: most of its runs compile the same small programs, and loading one is
+    much faster than compiling it again. (An executable loaded from the cache is the one that
+    was compiled, so bit-for-bit comparisons are unaffected.)"""
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache as cache
+
+    settings = {"jax_compilation_cache_dir": str(directory),
+                "jax_persistent_cache_min_compile_time_secs": 0}
+    saved = {name: getattr(jax.config, name) for name in settings}
+    env = {"JAX_COMPILATION_CACHE_DIR": str(directory),
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    saved_env = {name: os.environ.get(name) for name in env}
+    for name, value in settings.items():
+        jax.config.update(name, value)
+    os.environ.update(env)
+    cache.reset_cache()
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            jax.config.update(name, value)
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        cache.reset_cache()
 
 
 def small_ijepa(**overrides):
@@ -54,6 +89,73 @@ def run_main(args, *, devices: int = 8, env=None, timeout=600):
                           capture_output=True, text=True, timeout=timeout)
 
 
+class Main:
+    """`python -m <module> <args>` running in the background (default: jepax.main with the
+    tiny I-JEPA preset shrunk as small_ijepa, `extra` flags last), its stderr collected as it
+    comes (so a test can act on a log line and the pipe never fills)."""
+
+    def __init__(self, workdir, *extra, devices: int = 8, module: str = "jepax.main",
+                 launcher_args=(), env=None):
+        full_env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+                    "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", module, *launcher_args, f"--config={IJEPA}:tiny",
+             f"--workdir={workdir}", *small_flags(), *extra], cwd=ROOT, env=full_env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.pid = self.proc.pid
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.lines)
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def catches_sigterm(self) -> bool:
+        """Whether the process has a SIGTERM handler yet (Linux: SigCgt in /proc/<pid>/status)."""
+        status = Path(f"/proc/{self.pid}/status").read_text()
+        caught = next(l for l in status.splitlines() if l.startswith("SigCgt:")).split()[1]
+        return bool(int(caught, 16) >> (15 - 1) & 1)  # SIGTERM is signal 15
+
+    def send(self, sig) -> None:
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=300) -> tuple[int, str, str]:
+        """(exit status, stdout, stderr) once the process ended."""
+        out = self.proc.stdout.read()
+        self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=10)
+        return self.proc.returncode, out, self.stderr
+
+    def wait_for(self, condition, timeout=240, what="the condition", or_end=False) -> bool:
+        """Poll `condition()` until true. If the process ends first: False with `or_end`,
+        else an error."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if condition():
+                return True
+            if not self.running():
+                if or_end:
+                    return False
+                raise AssertionError(f"process ended before {what}:\n{self.stderr[-3000:]}")
+            time.sleep(0.02)
+        raise TimeoutError(f"{what} not reached in {timeout}s")
+
+
+def last_step(workdir) -> int:
+    """The last step a run logged (0: none)."""
+    path = Path(workdir) / "metrics.jsonl"
+    records = read_metrics(workdir) if path.exists() else []
+    return records[-1]["step"] if records else 0
+
+
 def init_params(variant, seed: int = 0):
     """Parameters compiled cheaply (init runs once; see jepax.state.CHEAP_COMPILE)."""
     import jax
@@ -70,9 +172,38 @@ def losses(workdir):
 
 
 def tree_digest(directory) -> str:
-    """sha256 over every file's path and bytes: equal digests mean nothing was touched."""
+    """sha256 over every file's and directory's path and every file's bytes: equal digests
+    mean nothing was written, created or removed under `directory` ("absent" if it is not
+    there)."""
+    directory = Path(directory)
+    if not directory.exists():
+        return "absent"
     h = hashlib.sha256()
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+    for path in sorted(directory.rglob("*")):
         h.update(str(path.relative_to(directory)).encode())
-        h.update(path.read_bytes())
+        if path.is_file():
+            h.update(path.read_bytes())
     return h.hexdigest()
+
+
+def saved_params(workdir, step=None):
+    """The train state a run saved at `step` (default: its latest), as numpy arrays."""
+    from jepax.checkpoint import Checkpointer
+
+    ckpt = Checkpointer(Path(workdir) / "checkpoints", read_only=True)
+    try:
+        return ckpt.restore_params(step)
+    finally:
+        ckpt.close()
+
+
+def assert_trees_equal(a, b) -> None:
+    """Same paths, bit-identical arrays."""
+    import jax
+    import numpy as np
+
+    flat_a = jax.tree_util.tree_leaves_with_path(a)
+    flat_b = jax.tree_util.tree_leaves_with_path(b)
+    assert [p for p, _ in flat_a] == [p for p, _ in flat_b]
+    for (path, x), (_, y) in zip(flat_a, flat_b):
+        np.testing.assert_array_equal(x, y, err_msg=str(path))

@@ -105,3 +105,16 @@ def test_memory_plan_remat_and_batch_move_only_the_activations():
     fits = report["per_device_gb"][report["largest_fitting"]]
     assert fits <= 72 < max(report["per_device_gb"].values())
     assert table.rows([report])[0][1].startswith(f"{report['largest_fitting']} (")
+
+
+def test_variant_benchmark_measures_any_experiment_config():
+    from benchmarks import variants as variant_bench
+
+    out = variant_bench.measure("experiments/ijepa.py:tiny", steps=2, batches=3)
+    assert out["variant"] == "ijepa" and out["batch_size"] == 32
+    assert out["step_ms"] > 0 and out["loader_batches_per_s"] > 0 and out["flops_per_step"] > 0
+    assert out["headroom"] == pytest.approx(out["loader_batches_per_s"] * out["step_ms"] / 1e3,
+                                            rel=0.02)
+    what = [row[0] for row in table.rows([out])]
+    assert what == ["ijepa (experiments/ijepa.py:tiny, batch 32): step, throughput, analytic FLOPs",
+                    "ijepa (experiments/ijepa.py:tiny, batch 32): data pipeline vs step"]

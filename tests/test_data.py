@@ -111,21 +111,30 @@ def test_procedural_shapes_deterministic_and_labelled():
 
 def test_random_resized_crop_shapes_and_flip():
     rng = np.random.default_rng(0)
-    image = np.arange(28 * 28, dtype=np.uint8).reshape(28, 28, 1)
+    image = np.arange(28 * 28, dtype=np.uint8).reshape(28, 28, 1)  # no two columns alike
     out = random_resized_crop(image, rng, 16)
     assert out.shape == (16, 16, 1) and out.dtype == np.uint8
-    full = augment(image, np.random.default_rng(1), 28, (1.0, 1.0), hflip=False)
-    assert full.shape == (28, 28, 1)
+    flipped = 0
+    for seed in range(40):  # full-image crops: the only change left is the flip
+        plain = augment(image, np.random.default_rng(seed), 28, (1.0, 1.0), hflip=False)
+        maybe = augment(image, np.random.default_rng(seed), 28, (1.0, 1.0), hflip=True)
+        np.testing.assert_array_equal(plain, image)
+        if np.array_equal(maybe, image[:, ::-1]):
+            flipped += 1
+        else:
+            np.testing.assert_array_equal(maybe, image)
+    assert 10 <= flipped <= 30  # a fair coin: 20 of 40 expected
 
 
-def _pipeline(source, shard, batch=8, seed=0, num_workers=0):
+def _pipeline(source, shard, batch=8, seed=0, num_workers=0, start=0):
     masks = MultiBlockMasks(MultiBlockSpec(grid=(7, 7)))
 
     def example_fn(ex, rng):
         return {"image": ex["image"], "label": ex["label"], **masks(rng)}
 
     return iter(train_dataset(source, seed=seed, global_batch=batch, example_fn=example_fn,
-                              num_threads=1, prefetch=1, shard=shard, num_workers=num_workers))
+                              num_threads=1, prefetch=1, shard=shard, num_workers=num_workers,
+                              start=start))
 
 
 def test_pipeline_deterministic_and_shards_partition_the_global_batch(fmnist):
@@ -152,6 +161,19 @@ def test_worker_processes_give_the_same_batches():
     for _ in range(3):
         a, b = next(threads), next(workers)
         assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_stream_reopened_at_a_position_continues_it_exactly():
+    """What resuming relies on: the stream from batch k (with threads or a worker process) is
+    the full stream's batches k, k+1, ... (masks included), across an epoch boundary."""
+    src = img.ProceduralShapes(24, 28)  # 3 batches per epoch
+    full = _pipeline(src, (0, 1))
+    expected = [next(full) for _ in range(6)][4:]
+    for num_workers in (0, 1):
+        resumed = _pipeline(src, (0, 1), start=4, num_workers=num_workers)
+        for want in expected:
+            got = next(resumed)
+            assert all(np.array_equal(got[k], want[k]) for k in want)
 
 
 def test_pipeline_reshuffles_each_epoch():

@@ -53,3 +53,24 @@ def test_weight_decay_skips_biases_and_vectors():
     np.testing.assert_allclose(new["kernel"], 1.0 - 0.1 * 0.5, rtol=1e-6)  # decoupled: lr * wd
     np.testing.assert_allclose(new["token"], 1.0 - 0.1 * 0.5, rtol=1e-6)
 
+
+
+def test_grad_clip_value_clamps_each_gradient_element_before_adamw():
+    common = dict(lr=0.1, start_lr=0.1, warmup=0, weight_decay=0.0, final_weight_decay=0.0)
+    o_clip, s = make(grad_clip_value=1.0, **common)
+    o_plain, _ = make(**common)
+    params = {"w": jnp.zeros((2, 2))}
+    grads = [{"w": jnp.array([[3.0, -5.0], [0.5, -0.2]])}, {"w": jnp.array([[0.2, 0.3], [0.5, 0.1]])}]
+
+    def run(o, gradient_steps):
+        tx = optimizer(o, s)
+        p, state = params, tx.init(params)
+        for g in gradient_steps:
+            updates, state = tx.update(g, state, p)
+            p = optax.apply_updates(p, updates)
+        return p["w"]
+
+    clamped = [jax.tree.map(lambda g: jnp.clip(g, -1.0, 1.0), g) for g in grads]
+    np.testing.assert_allclose(run(o_clip, grads), run(o_plain, clamped), rtol=1e-6)
+    # Adam's second step depends on the first gradient's size, so the clamp is visible there.
+    assert not np.allclose(run(o_clip, grads), run(o_plain, grads))

@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from data_pipelines.masks.block_area import largest_jepax_block, largest_official_block
+
 log = logging.getLogger(__name__)
 
 MAX_RESAMPLES = 200  # jepax semantics: redraws before declaring the config unsatisfiable
@@ -126,23 +128,14 @@ class MultiBlockMasks:
 
     # -- capacities -------------------------------------------------------------------------
     def _max_sizes(self) -> tuple[int, int]:
-        """Largest target block and context any example can produce (dense sweep, endpoints
-        included; a list that still exceeds its capacity is subsampled, never an error)."""
+        """Largest target block and context block any example can produce, exactly
+        (block_area.py); a list that still exceeds its capacity is subsampled, never an error."""
         s, g = self.spec, self.spec.grid
-        us = np.linspace(0.0, 1.0, 257)
         if s.official:
-            tgt = max(math.prod(_official_block_size(u, s.target_scale, s.target_aspect, g))
-                      for u in us)
-            ctx = max(math.prod(_official_block_size(u, s.context_scale, s.context_aspect, g))
-                      for u in us)
-            return tgt, ctx
-
-        def largest(scale, aspect):
-            return max(math.prod(_block_size(scale[0] + a * (scale[1] - scale[0]),
-                                             aspect[0] + b * (aspect[1] - aspect[0]),
-                                             self.num_patches, g))
-                       for a in us[::4] for b in us[::4])
-
+            largest = lambda scale, aspect: largest_official_block(scale, aspect, g,
+                                                                   _official_block_size)
+        else:
+            largest = lambda scale, aspect: largest_jepax_block(scale, aspect, g)
         return (largest(s.target_scale, s.target_aspect),
                 largest(s.context_scale, s.context_aspect))
 

@@ -26,6 +26,10 @@ EVALUATORS: dict[str, str | type] = {
     "knn": "jepax.evaluators.knn:KNN",
     "rankme": "jepax.evaluators.rankme:RankMe",
     "exact_match": "jepax.evaluators.exact_match:ExactMatch",
+    "eeg_downstream": "jepax.evaluators.eeg_downstream:EEGDownstream",
+    "mlp_probe": "jepax.evaluators.mlp_probe:MLPProbe",
+    "resnet_probe": "jepax.evaluators.mlp_probe:ResNetProbe",
+    "gbdt": "jepax.evaluators.gbdt:GBDT",
 }
 
 
@@ -55,8 +59,36 @@ def block(type_name: str, **overrides: Any) -> dict[str, Any]:
 
 
 def build(name: str, config_block) -> Any:
-    """The evaluator for block `name` of config.evals (it checks its own values)."""
-    return evaluator_class(config_block["type"])(name, config_block)
+    """The evaluator for block `name` of config.evals. The block's keys and value types are
+    checked here against the class's DEFAULTS (a value may be None where counts mean "all");
+    the class's constructor checks the values' ranges."""
+    if "type" not in config_block:
+        raise ConfigError(f"evals.{name} has no 'type'; make blocks with "
+                          f"jepax.evaluators.block(type, ...) (types: {', '.join(sorted(EVALUATORS))})")
+    cls = evaluator_class(config_block["type"])
+    expected = {"type", "every", *cls.DEFAULTS}
+    unknown, missing = set(config_block) - expected, expected - set(config_block)
+    if unknown or missing:
+        raise ConfigError(f"evals.{name} ({config_block['type']}): "
+                          + (f"unknown settings {sorted(unknown)} " if unknown else "")
+                          + (f"missing settings {sorted(missing)} " if missing else "")
+                          + f"(its settings: {', '.join(['every', *cls.DEFAULTS])})")
+    for key, default in {"every": 0, **cls.DEFAULTS}.items():
+        value = config_block[key]
+        if not _same_kind(value, default):
+            raise ConfigError(f"evals.{name}.{key}={value!r} must be a {type(default).__name__} "
+                              f"(like its default {default!r}); set --config.evals.{name}.{key}")
+    return cls(name, config_block)
+
+
+def _same_kind(value, default) -> bool:
+    if value is None or default is None:
+        return True  # None: "all" for counts, "not set" for options
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
 
 
 def selected(config) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from jepax.config import ConfigError
 from jepax.evaluators.base import FeatureEvaluator, check
 
 
@@ -14,6 +15,15 @@ class KNN(FeatureEvaluator):
     def __init__(self, name, config_block):
         super().__init__(name, config_block)
         check(name, config_block, positive=("k", "temperature"))
+
+    def check_data(self, data):
+        used = super().check_data(data)
+        if self.block["k"] > used["train"]:
+            raise ConfigError(
+                f"evals.{self.name}.k={self.block['k']} is more neighbours than the "
+                f"{used['train']} training examples it votes among; lower "
+                f"--config.evals.{self.name}.k or raise --config.evals.{self.name}.train_examples")
+        return used
 
     def evaluate(self, row):
         data = self.split_data(row)
@@ -27,7 +37,8 @@ def knn(train_x, train_y, test_x, test_y, *, k: int = 20, temperature: float = 0
     train = _normalize(np.asarray(train_x, np.float32))
     test = _normalize(np.asarray(test_x, np.float32))
     num_classes = int(max(train_y.max(), test_y.max())) + 1
-    k = min(k, len(train))
+    if not 0 < k <= len(train):
+        raise ValueError(f"k={k} neighbours among {len(train)} training examples")
     correct = 0
     for start in range(0, len(test), chunk):
         sims = test[start:start + chunk] @ train.T

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jepax.evaluators.base import check
+from jepax.evaluators.base import check, examples_used
 
 
 class RankMe:
@@ -15,9 +15,12 @@ class RankMe:
     columns = ("rankme",)
 
     def __init__(self, name, config_block):
-        self.block = config_block
+        self.name, self.block = name, config_block
         self.every = int(config_block["every"])
         check(name, config_block, positive=("examples",), nonnegative=("every",))
+
+    def check_data(self, data):
+        return {"train": examples_used(self.name, self.block, "split", "examples", data)}
 
     def evaluate(self, row):
         data = row.data(self.block["split"], self.block["examples"])

@@ -40,6 +40,7 @@ class EvalRunner:
         self.outputs_fn = jax.jit(variant.outputs, in_shardings=(
             eval_param_shardings, sharding.batch_sharding(mesh)),
             out_shardings=sharding.replicated(mesh))
+        self._sources: dict[str, object] = {}
         self._arrays: dict[tuple, dict[str, np.ndarray]] = {}
         self._comparison: list[Row] | None = None  # random init + baselines, built once
         self._fixed: dict[tuple[str, str], dict] = {}  # (row, evaluator) -> metrics
@@ -51,10 +52,30 @@ class EvalRunner:
         return any(e.every and step % e.every == 0 for e in self.evaluators.values())
 
     # -- data --------------------------------------------------------------------------------
+    def source(self, split: str):
+        """The variant's evaluation source for `split`, opened once per run."""
+        if split not in self._sources:
+            self._sources[split] = self.variant.eval_source(split)
+        return self._sources[split]
+
+    def size(self, split: str) -> int:
+        return len(self.source(split))
+
+    def keys(self, split: str) -> set[str]:
+        transform = self.variant.eval_example_fn() or (lambda example: example)
+        return set(transform(self.source(split)[0]))
+
+    def check_data(self) -> None:
+        """Before training: every selected evaluator can run on the evaluation data (splits
+        exist and are not empty, settings such as k fit the number of examples)."""
+        for evaluator in self.evaluators.values():
+            if hasattr(evaluator, "check_data"):
+                evaluator.check_data(self)
+
     def arrays(self, split: str, examples: int | None) -> dict[str, np.ndarray]:
         key = (split, examples)
         if key not in self._arrays:
-            self._arrays[key] = eval_arrays(self.variant.eval_source(split), examples,
+            self._arrays[key] = eval_arrays(self.source(split), examples,
                                             self.variant.eval_example_fn())
         return self._arrays[key]
 
@@ -77,7 +98,7 @@ class EvalRunner:
             chunks.append({k: np.asarray(v)[:min(bs, n - start)] for k, v in out.items()})
         return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
-    def _row(self, name: str, outputs_of: Callable[[dict], dict]) -> Row:
+    def _row(self, name: str, outputs_of: Callable[[dict], dict], params=None) -> Row:
         cache = {}
 
         def data(split, examples):
@@ -86,10 +107,10 @@ class EvalRunner:
                 cache[split, examples] = {**arrays, **outputs_of(arrays)}
             return cache[split, examples]
 
-        return Row(name, data)
+        return Row(name, data, params)
 
     def model_row(self, name: str, params) -> Row:
-        return self._row(name, lambda arrays: self._extract(params, arrays))
+        return self._row(name, lambda arrays: self._extract(params, arrays), params)
 
     # -- evaluation --------------------------------------------------------------------------
     def __call__(self, step: int, final: bool = True) -> dict[str, dict]:
@@ -98,6 +119,7 @@ class EvalRunner:
         t0 = time.perf_counter()
         names = [n for n, e in self.evaluators.items()
                  if final or (e.every and step % e.every == 0)]
+        log.info("evaluating at step %d: %s", step, ", ".join(names))
         rows = {"pretrained": {}}
         pretrained = self.model_row("pretrained", self.current_params())
         for n in names:

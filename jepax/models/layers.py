@@ -153,16 +153,18 @@ class Attention(nnx.Module):
 
 
 class MLP(nnx.Module):
-    def __init__(self, dim: int, hidden: int, *, dtype, out_scale: float = 1.0, rngs: nnx.Rngs):
+    def __init__(self, dim: int, hidden: int, *, dtype, out_scale: float = 1.0, rngs: nnx.Rngs,
+                 activation=gelu):
         self.fc1 = nnx.Linear(dim, hidden, dtype=dtype, kernel_init=dense_init("embed", "mlp"),
                               bias_init=zeros("mlp"), rngs=rngs)
         self.fc2 = nnx.Linear(hidden, dim, dtype=dtype,
                               kernel_init=dense_init("mlp", "embed", scale=out_scale),
                               bias_init=zeros("embed"), rngs=rngs)
+        self.activation = activation
 
     def __call__(self, x):
         h = constrain(self.fc1(x), ("batch", "seq", "act_mlp"))
-        return self.fc2(gelu(h))
+        return self.fc2(self.activation(h))
 
 
 class Block(nnx.Module):

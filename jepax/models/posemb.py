@@ -11,12 +11,20 @@ import functools
 import numpy as np
 
 
-def sincos_1d(dim: int, positions: np.ndarray) -> np.ndarray:
-    """(len(positions), dim) embedding of scalar positions; dim must be even."""
+def sincos_1d(dim: int, positions: np.ndarray, *, base: float = 10000.0,
+              interleave: bool = False) -> np.ndarray:
+    """(len(positions), dim) embedding of scalar positions; dim must be even.
+
+    Frequencies 1 / base^(2i/dim). Channels are [sines | cosines] (MAE / I-JEPA), or with
+    `interleave` sin, cos, sin, cos, ... (the Transformer paper's layout, used by T-JEPA's
+    encoder with base 100)."""
     if dim % 2:
         raise ValueError(f"sin-cos embedding needs an even dimension, got {dim}")
-    omega = 1.0 / 10000 ** (np.arange(dim // 2, dtype=np.float64) / (dim / 2.0))
+    omega = 1.0 / base ** (np.arange(dim // 2, dtype=np.float64) / (dim / 2.0))
     angles = np.asarray(positions, np.float64).reshape(-1)[:, None] * omega[None, :]
+    if interleave:
+        return np.stack([np.sin(angles), np.cos(angles)], axis=2).reshape(len(angles), dim) \
+            .astype(np.float32)
     return np.concatenate([np.sin(angles), np.cos(angles)], axis=1).astype(np.float32)
 
 

@@ -75,14 +75,18 @@ class Predictor(nnx.Module):
     positions]; all M blocks run as one batched call of size B * M."""
 
     def __init__(self, grid: tuple[int, ...], *, in_dim, dim, depth, heads, mlp_ratio, dtype,
-                 attention_impl, rngs, remat: bool = False):
+                 attention_impl, rngs, remat: bool = False, transformer: nnx.Module | None = None):
+        """`transformer`: another stack with the same call signature (x, key_mask, outputs)
+        instead of the pre-LN one (T-JEPA's post-LN stack)."""
         self.embed = nnx.Linear(in_dim, dim, dtype=dtype, kernel_init=dense_init("embed", None),
                                 bias_init=zeros(None), rngs=rngs)
         self.mask_token = nnx.Param(deferred_normal(None, std=WEIGHT_STD)(rngs.params(), (dim,)))
         self.grid = tuple(grid)
         self.dim = dim
-        self.transformer = Transformer(dim, depth, heads, mlp_ratio, dtype=dtype,
-                                       attention_impl=attention_impl, rngs=rngs, remat=remat)
+        if transformer is None:
+            transformer = Transformer(dim, depth, heads, mlp_ratio, dtype=dtype,
+                                      attention_impl=attention_impl, rngs=rngs, remat=remat)
+        self.transformer = transformer
         self.proj = nnx.Linear(dim, in_dim, dtype=dtype, kernel_init=dense_init(None, "embed"),
                                bias_init=zeros("embed"), rngs=rngs)
 

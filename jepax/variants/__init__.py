@@ -15,6 +15,8 @@ from jepax.config import ConfigError
 VARIANTS: dict[str, str | type] = {
     "ijepa": "jepax.variants.ijepa:IJEPA",
     "sequence_lm": "jepax.variants.sequence_lm:SequenceLM",
+    "s_jepa": "jepax.variants.s_jepa:SJEPA",
+    "t_jepa": "jepax.variants.t_jepa:TJEPA",
 }
 
 

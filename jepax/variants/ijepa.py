@@ -19,7 +19,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from data_pipelines import sources
 from data_pipelines.masks.multiblock import MultiBlockMasks, MultiBlockSpec
 from data_pipelines.transforms import augment, resize
 from jepax import flops
@@ -28,14 +27,14 @@ from jepax.models.functional import Functional
 from jepax.models.layers import ATTENTION_IMPLEMENTATIONS
 from jepax.models.tokenizers import PatchEmbed
 from jepax.models.vit import Encoder, Predictor, gather_tokens
+from jepax.variants.jepa import EncoderPredictorJEPA
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
-class IJEPA:
+class IJEPA(EncoderPredictorJEPA):
     """The I-JEPA variant: models, masks, loss, evaluation features and FLOPs."""
 
-    transfer_paths = ("params/encoder", "target")
     replicated_keys = frozenset()
     eval_inputs = ("image",)
 
@@ -60,24 +59,7 @@ class IJEPA:
             heads=m.pred_heads, rngs=rngs, **common))
         self.dtype = dtype
 
-    # -- parameters --------------------------------------------------------------------------
-    def init_params(self, key):
-        k_enc, k_pred = jax.random.split(key)
-        return {"encoder": self.encoder.init(k_enc), "predictor": self.predictor.init(k_pred)}
-
-    def param_specs(self, mesh, rules):
-        return {"encoder": self.encoder.specs(mesh, rules),
-                "predictor": self.predictor.specs(mesh, rules)}
-
-    @staticmethod
-    def ema_source(params):
-        """The target encoder is an EMA of the context encoder."""
-        return params["encoder"]
-
     # -- data --------------------------------------------------------------------------------
-    def train_source(self):
-        return sources.get(self.config.data, "train")
-
     def example_fn(self):
         """Per-example host transform for the training stream (augment + masks)."""
         d = self.config.data
@@ -112,16 +94,8 @@ class IJEPA:
         return loss, {"target_std": jnp.sqrt(jnp.mean(jnp.var(pred, axis=(0, 1, 2))))}
 
     # -- evaluation --------------------------------------------------------------------------
-    def eval_source(self, split):
-        return sources.get(self.config.data, split)
-
     def eval_example_fn(self):
         return functools.partial(_resized, size=self.config.data.image_size)
-
-    @staticmethod
-    def eval_params(params, target):
-        """Evaluators read the EMA target encoder (as the paper's linear probes)."""
-        return target
 
     def outputs(self, target, inputs):
         """Average-pooled target-encoder features."""

@@ -1,0 +1,104 @@
+"""Write an S-JEPA run's downstream table (3 heads x probe / fine-tune, pretrained vs random init,
+and the classical pipelines) between `<results>` markers, and plot it.
+
+    python scripts/record_s_jepa.py --workdir=runs/s_jepa --into=experiments/s_jepa.py \\
+        --plot=docs/s_jepa_downstream.png
+
+Reads the newest results/eval_step*.json of the run (written by the eeg_downstream evaluator)
+and also saves the plot as results/s_jepa_downstream.png in the run directory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from record_results import cpu_name, write_between_markers  # noqa: E402
+
+from jepax.metrics import read_metrics  # noqa: E402
+
+HEADS = ("contextual", "post_local", "pre_local")
+MODES = {"probe": "linear probe", "finetune": "fine-tune"}
+TASKS = {"mi": "MI accuracy", "erp": "ERP ROC-AUC"}
+ROWS = ("pretrained", "random init")
+
+
+def newest_results(workdir: Path) -> dict:
+    evals = sorted((workdir / "results").glob("eval_step*.json"),
+                   key=lambda p: int(re.findall(r"\d+", p.stem)[-1]))
+    if not evals:
+        raise SystemExit(f"no results/eval_step*.json in {workdir}: run the experiment first")
+    return json.loads(evals[-1].read_text())
+
+
+def table(workdir: Path) -> list[str]:
+    result = newest_results(workdir)
+    classical = next((v for k, v in result.items() if k.startswith("classical")), {})
+    fmt = lambda row, key: f"{row[key]:.3f}" if isinstance(row.get(key), (int, float)) else "-"
+    header = "| head, training | " + " | ".join(f"{TASKS[t]}: {r}" for t in TASKS for r in ROWS)
+    lines = [header + " |", "| --- |" + " --- |" * (len(TASKS) * len(ROWS))]
+    for head in HEADS:
+        for mode, mode_name in MODES.items():
+            cells = [fmt(result.get(r, {}), f"{t}_{head}_{mode}") for t in TASKS for r in ROWS]
+            lines.append(f"| {head.replace('_', '-')}, {mode_name} | " + " | ".join(cells) + " |")
+    cells = [fmt(classical, f"{t}_classical") if r == ROWS[0] else "" for t in TASKS for r in ROWS]
+    lines.append("| CSP + LDA (MI) / xDAWN + shrinkage LDA (ERP) | " + " | ".join(cells) + " |")
+    config = json.loads((workdir / "config.json").read_text())
+    train_s = sum(r.get("step_s", 0.0) for r in read_metrics(workdir))
+    ranks = ", ".join(f"{k} {v['rankme']:.1f}" for k, v in result.items()
+                      if isinstance(v, dict) and "rankme" in v)
+    block = config["evals"]["downstream"]
+    lines += ["", f"{result['step']} steps of batch {config['train']['batch_size']} in "
+              f"{train_s / 60:.1f} min of training on {cpu_name()}, shared with other jobs; "
+              f"{block['folds']}-fold CV per held-out subject ({config['data']['heldout_subjects']}"
+              f" subjects), probe {block['probe_epochs']} / fine-tune {block['finetune_epochs']} "
+              f"epochs. RankMe of pooled features (validation windows): {ranks}."]
+    return lines
+
+
+def plot(workdir: Path, paths: list[Path]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    result = newest_results(workdir)
+    classical = next((v for k, v in result.items() if k.startswith("classical")), {})
+    fig, axes = plt.subplots(1, len(TASKS), figsize=(11, 3.8))
+    labels = [f"{h.replace('_', '-')}\n{MODES[m]}" for h in HEADS for m in MODES]
+    x = np.arange(len(labels))
+    for ax, (task, name) in zip(axes, TASKS.items()):
+        for i, row in enumerate(ROWS):
+            values = [result.get(row, {}).get(f"{task}_{h}_{m}", np.nan) for h in HEADS for m in MODES]
+            ax.bar(x + (i - 0.5) * 0.38, values, 0.38, label=row)
+        if f"{task}_classical" in classical:
+            ax.axhline(classical[f"{task}_classical"], color="k", ls="--",
+                       label="CSP + LDA" if task == "mi" else "xDAWN + LDA")
+        ax.axhline(0.5, color="grey", lw=0.8)
+        ax.set_xticks(x, labels, fontsize=7)
+        ax.set_title(f"{name} (held-out subjects)")
+        ax.set_ylim(0.3, 1.0)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workdir", required=True, type=Path)
+    parser.add_argument("--into", required=True, type=Path)
+    parser.add_argument("--plot", type=Path, default=None, help="also save the plot here")
+    args = parser.parse_args()
+    write_between_markers(args.into, table(args.workdir))
+    plot(args.workdir, [args.workdir / "results" / "s_jepa_downstream.png"]
+         + ([args.plot] if args.plot else []))
+
+
+if __name__ == "__main__":
+    main()
