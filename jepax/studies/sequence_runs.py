@@ -135,4 +135,5 @@ def state_numbers(model_config) -> str:
         return str(m.depth * m.expand * m.width * m.state)
     if m.arch == "lstm":
         return str(m.depth * 2 * m.width)
-    return f"{2 * m.depth * m.width} per token"
+    inner = m.heads * (m.head_dim or m.width // m.heads)
+    return f"{2 * m.depth * inner} per token"  # keys and values of every layer
