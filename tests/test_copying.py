@@ -6,6 +6,7 @@ greedy decoding."""
 from __future__ import annotations
 
 import json
+from unittest import mock
 
 import jax
 import jax.numpy as jnp
@@ -64,6 +65,23 @@ def test_study_refuses_an_unknown_model_before_training(tmp_path):
     with pytest.raises(ConfigError, match="transformer_xl"):
         studies.run(config, tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+def test_recorded_results_are_the_study_tables_labelled_with_steps_and_machine(tiny_study,
+                                                                                tmp_path):
+    from scripts.record_study import main
+
+    _, workdir, _ = tiny_study
+    doc = tmp_path / "doc.py"
+    doc.write_text('"""\n    <results>\n    PREVIOUS\n    </results>\n"""\n')
+    with mock.patch("sys.argv", ["record_study", f"--workdir={workdir}", f"--into={doc}",
+                                 "--shared"]):
+        main()
+    text = doc.read_text()
+    assert "PREVIOUS" not in text
+    assert "    - copy: 3 runs, 20 steps x batch 16," in text
+    assert "shared with other engineers' jobs" in text
+    assert "    | hard_alibi |" in text and "**copy: exact match by length" in text
 
 
 def test_sequence_lm_trains_and_resumes_bit_for_bit(tiny_study, tmp_path):
