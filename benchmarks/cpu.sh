@@ -22,5 +22,6 @@ py=${PYTHON:-python}
   $py -m benchmarks.variants --run-steps=30 --config=experiments/ijepa.py \
       --config=experiments/s_jepa.py --config=experiments/t_jepa.py
   $py -m benchmarks.variants --config=experiments/s_jepa.py
+  $py -m benchmarks.sequence_models --config=experiments/copying.py
 } 2> "$out/cpu.stderr" | tee "$out/cpu.jsonl"
 $py -m benchmarks.table --results "$out"/*.jsonl --into=benchmarks/README.md

@@ -75,17 +75,12 @@ def check_config(config) -> tuple[dict, dict[str, int]]:
 def run(config, workdir: Path) -> dict:
     start = time.perf_counter()
     configs, counts = check_config(config)
-    results: dict[str, dict[str, dict]] = {}
-    for i, ((experiment, name), rc) in enumerate(configs.items()):
-        log.info("arithmetic: run %d of %d: %s / %s (%d parameters)", i + 1, len(configs),
-                 experiment, name, counts[f"{experiment}/{name}"])
-        run_dir = workdir / experiment / name
-        rows = runs.train_or_load(rc, run_dir)
-        results.setdefault(experiment, {})[name] = {
-            **runs.measure(rc, run_dir, rows, counts[f"{experiment}/{name}"], config.threshold),
-            "train_size": rc.data.train_size, "prime_count": rc.data.prime_count,
-            "prime_lengths": list(rc.data.prime_lengths), "train_digits": [
-                list(d) for d in rc.data.train_digits]}
+    results = runs.train_all("arithmetic", configs, counts, workdir, config.threshold)
+    for (experiment, name), rc in configs.items():
+        results[experiment][name].update(
+            train_size=rc.data.train_size, prime_count=rc.data.prime_count,
+            prime_lengths=list(rc.data.prime_lengths),
+            train_digits=[list(d) for d in rc.data.train_digits])
     report = report_lib.StudyReport(workdir, "arithmetic")
     if "addition" in results:
         report.figure(length_figure(results["addition"], "addition: exact match by length"),
@@ -211,17 +206,9 @@ def markdown(results: dict, summary: dict, config) -> str:
 
 
 def length_figure(models: dict, title: str):
-    plt = report_lib.pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    for name, m in models.items():
-        lengths = sorted(m["by_length"])
-        ax.plot(lengths, [m["by_length"][n] for n in lengths], marker="o", ms=3, label=name)
-    hi = max(m["train_digits"][0][1] for m in models.values())
-    ax.axvline(hi, color="gray", ls="--", lw=1, label="longest training operand")
-    ax.set(xlabel="digits", ylabel="exact match", ylim=(-0.03, 1.03), title=title)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+    return runs.length_figure(models, title, xlabel="digits",
+                              trained=max(m["train_digits"][0][1] for m in models.values()),
+                              trained_label="longest training operand")
 
 
 def priming_figure(priming: dict, target: int):

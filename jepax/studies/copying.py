@@ -57,14 +57,7 @@ def check_config(config) -> tuple[dict, dict[str, int]]:
 def run(config, workdir: Path) -> dict:
     start = time.perf_counter()
     configs, counts = check_config(config)
-    results: dict[str, dict[str, dict]] = {}
-    for i, ((experiment, model), rc) in enumerate(configs.items()):
-        log.info("copying: run %d of %d: %s / %s (%d parameters)", i + 1, len(configs),
-                 experiment, model, counts[f"{experiment}/{model}"])
-        run_dir = workdir / experiment / model
-        rows = runs.train_or_load(rc, run_dir)
-        results.setdefault(experiment, {})[model] = runs.measure(
-            rc, run_dir, rows, counts[f"{experiment}/{model}"], config.target)
+    results = runs.train_all("copying", configs, counts, workdir, config.target)
     report = report_lib.StudyReport(workdir, "copying")
     for experiment, models in results.items():
         report.figure(accuracy_figure(experiment, models), f"{experiment}_accuracy")
@@ -168,17 +161,9 @@ def markdown(results: dict, claim_rows: list[dict], config) -> str:
 
 
 def accuracy_figure(experiment: str, models: dict):
-    plt = report_lib.pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    for name, m in models.items():
-        lengths = sorted(m["by_length"])
-        ax.plot(lengths, [m["by_length"][n] for n in lengths], marker="o", ms=3, label=name)
-    hi = max(m["train_lengths"][1] for m in models.values())
-    ax.axvline(hi, color="gray", ls="--", lw=1, label="longest training length")
-    ax.set(xlabel="length", ylabel="exact match", ylim=(-0.03, 1.03), title=experiment)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+    return runs.length_figure(models, experiment, xlabel="length",
+                              trained=max(m["train_lengths"][1] for m in models.values()),
+                              trained_label="longest training length")
 
 
 def sample_efficiency_figure(models: dict, target: float):

@@ -65,6 +65,20 @@ def train_or_load(rc, workdir: Path) -> dict:
     return summary["eval"]
 
 
+def train_all(study: str, configs: dict, counts: dict, workdir: Path, target: float) -> dict:
+    """Train (or read back) every (experiment, run) of a study in
+    `workdir/<experiment>/<run>`, in order; returns {experiment: {run: measure(...)}}."""
+    results: dict[str, dict[str, dict]] = {}
+    for i, ((experiment, name), rc) in enumerate(configs.items()):
+        params = counts[f"{experiment}/{name}"]
+        log.info("%s: run %d of %d: %s / %s (%d parameters)", study, i + 1, len(configs),
+                 experiment, name, params)
+        run_dir = workdir / experiment / name
+        rows = train_or_load(rc, run_dir)
+        results.setdefault(experiment, {})[name] = measure(rc, run_dir, rows, params, target)
+    return results
+
+
 def curve(workdir: Path, metric: str, row: str = "pretrained") -> tuple[np.ndarray, np.ndarray]:
     """(steps, values) of `metric` in every periodic evaluation of the run."""
     points = []
@@ -137,3 +151,20 @@ def state_numbers(model_config) -> str:
         return str(m.depth * 2 * m.width)
     inner = m.heads * (m.head_dim or m.width // m.heads)
     return f"{2 * m.depth * inner} per token"  # keys and values of every layer
+
+
+def length_figure(models: dict, title: str, *, xlabel: str, trained: int, trained_label: str):
+    """Exact match against length, one line per run, and a dashed line at the longest length
+    trained on."""
+    from jepax.studies.report import pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for name, m in models.items():
+        lengths = sorted(m["by_length"])
+        ax.plot(lengths, [m["by_length"][n] for n in lengths], marker="o", ms=3, label=name)
+    ax.axvline(trained, color="gray", ls="--", lw=1, label=trained_label)
+    ax.set(xlabel=xlabel, ylabel="exact match", ylim=(-0.03, 1.03), title=title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
