@@ -5,7 +5,23 @@ Arithmetic Transformers" (2023) on the shared framework: small encoder-only tran
 (``sequence_lm`` with ``model.causal=False``) trained by the one loop, orchestrated by
 ``jepax/studies/arithmetic.py``, which writes ``results/arithmetic.{json,md}`` and plots.
 
-RESULTS (filled in from the default config's run)
+The paper's claims: trained on additions of up to 5-digit operands, an encoder with learned
+absolute positions (APE) fails beyond 5 digits while relative encodings (RPE-k, RPE-k,q)
+generalize to 15 digits; on multiplication (5 x 3 digits) RPE does not generalize to 35 x 3,
+but adding ~50 examples of 35 x 3 to a training set of millions (train-set priming) makes it;
+the priming examples needed grow like the logarithm of the training-set size, and one model
+can be primed for several lengths at once.
+
+What jepax measured: nothing yet. The default study (6 encodings x 3,000 steps plus 7 primed
+multiplication runs x 4,000 steps) takes hours on the 2-core CPU and was not run in this
+session; the table below is written by ``scripts/record_study.py`` from a run's
+``results/arithmetic.md`` once one exists:
+
+<results>
+(not run yet: python -m jepax.main --config=experiments/arithmetic.py
+ --workdir=runs/arithmetic, then python scripts/record_study.py --workdir=runs/arithmetic
+ --into=experiments/arithmetic.py --shared)
+</results>
 
 Commands:
     python -m jepax.main --config=experiments/arithmetic.py                # default, 2-core CPU
