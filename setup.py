@@ -29,6 +29,11 @@ setup(
         "eeg": ["mne>=1.13,<1.14", "edfio>=0.4", "tvb-data==3.0.0"],
         # Tables (T-JEPA): readers, scalers, trees; plotnine ships the diamonds table.
         "tables": ["scikit-learn>=1.5,<2", "pandas>=2.2,<4", "pyarrow>=15", "plotnine>=0.13,<1"],
+        # The quickstart notebook (notebooks/quickstart.ipynb) and the kernel CI executes it in.
+        "notebook": ["nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29", "pandas>=2.2,<4",
+                     "matplotlib>=3.8,<4"],
+        # The docs site (mkdocs.yml; CI builds it with warnings as errors).
+        "docs": ["mkdocs>=1.6,<2"],
         "cuda13": ["jax[cuda13]>=0.10.2,<0.12"],
         "tpu": ["jax[tpu]>=0.10.2,<0.12"],
     },

@@ -51,7 +51,7 @@ def table(workdir: Path) -> list[str]:
     for name, row in rows.items():
         lines.append(f"| {name} | " + " | ".join(cell(row, k) for k in metrics) + " |")
     lines.append("")
-    count = lambda n: "all" if n is None else n
+    count = lambda n: "all" if n is None else f"at most {n}"  # a cap: small splits give fewer
     sizes = "; ".join(f"{name} on {', '.join(f'{count(b[k])} {k}' for k in b if k.endswith('examples'))}"
                       for name, b in config.get("evals", {}).items())
     lines.append(f"{result['step']} steps of batch {config['train']['batch_size']} in "
