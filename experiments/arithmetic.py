@@ -35,6 +35,10 @@ import ml_collections
 from jepax import evaluators
 from jepax.config import base_config, finalize, parse_preset
 
+# jepax.bench: the longest length generalized to (exact match >= threshold at every length up
+# to it), a key of the study's summary
+LEADERBOARD = {"metric": "reach.addition.rpe_k", "paper": "RPE: 5-digit training -> 15 digits"}
+
 ENCODINGS = dict(ape="learned", rpe_k="rpe_k", rpe_kq="rpe_kq", rope="rope", alibi="alibi",
                  nope="nope")
 

@@ -49,6 +49,7 @@ def test_tiny_study_trains_every_network_through_the_loop(tiny_study):
     text = (workdir / "results" / "copying.md").read_text()
     assert "## copy: exact match by length" in text and "| hard_alibi |" in text
     assert summary["claims"] == results["claims"]
+    assert summary["reach"]["copy"] == {n: m["reach"] for n, m in copy.items()}  # the headline
 
 
 def test_rerunning_the_study_reads_finished_runs_back(tiny_study):

@@ -99,7 +99,8 @@ def run(config, workdir: Path) -> dict:
                "wall_seconds": time.perf_counter() - start}
     summary = report.finish(summary, markdown(results, summary, config))
     log.info("arithmetic: wrote %s in %.0fs", report.dir, summary["wall_seconds"])
-    return {"results": str(report.dir), "claims": summary["claims"]}
+    return {"results": str(report.dir), "claims": summary["claims"],
+            "reach": runs.reaches(results)}
 
 
 def at(m: dict, length: int) -> float:

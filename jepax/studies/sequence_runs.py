@@ -79,6 +79,11 @@ def train_all(study: str, configs: dict, counts: dict, workdir: Path, target: fl
     return results
 
 
+def reaches(results: dict) -> dict:
+    """{experiment: {run: reach}} of train_all's results: the headline of a study."""
+    return {e: {name: m["reach"] for name, m in runs.items()} for e, runs in results.items()}
+
+
 def curve(workdir: Path, metric: str, row: str = "pretrained") -> tuple[np.ndarray, np.ndarray]:
     """(steps, values) of `metric` in every periodic evaluation of the run."""
     points = []
