@@ -23,7 +23,7 @@ py=${PYTHON:-python}
       --config=experiments/s_jepa.py --config=experiments/t_jepa.py \
       --config=experiments/brain_jepa.py --config=experiments/a_jepa.py \
       --config=experiments/point_jepa.py --config=experiments/jepa3d.py
-  $py -m benchmarks.variants --config=experiments/s_jepa.py
   $py -m benchmarks.point_tokenizer --config=experiments/point_jepa.py --config=experiments/jepa3d.py
+  $py -m benchmarks.sequence_models --config=experiments/copying.py
 } 2> "$out/cpu.stderr" | tee "$out/cpu.jsonl"
 $py -m benchmarks.table --results "$out"/*.jsonl --into=benchmarks/README.md

@@ -32,6 +32,8 @@ SOURCES: dict[str, str | Callable[[Any, str], Source]] = {
     "mesh_folder": "data_pipelines.points:mesh_folder_source",
     "points_h5": "data_pipelines.points:points_h5_source",
     "shapenet_npy": "data_pipelines.points:shapenet_npy_source",
+    "sequence_tasks": "data_pipelines.sequence_tasks:source",
+    "arithmetic": "data_pipelines.arithmetic:source",
     "eeg": "data_pipelines.eeg:eeg_source",
     "table": "data_pipelines.tables:table_source",
     "audio": "data_pipelines.speech_tasks:audio_source",

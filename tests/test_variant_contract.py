@@ -27,10 +27,13 @@ signal_variant.register()
 
 
 def experiment_configs() -> dict[str, object]:
-    """variant name -> its experiment's :tiny config, for every experiment that trains one."""
+    """variant name -> its experiment's :tiny config, for every experiment that trains one (a
+    study's base run config, ``run``, counts)."""
     found = {}
     for path in sorted((ROOT / "experiments").glob("*.py")):
         config = load_config(f"{path}:tiny")
+        if "study" in config and "run" in config:
+            config = config.run
         if "variant" in config:
             found[config.variant] = config
     return found

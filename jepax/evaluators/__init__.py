@@ -31,6 +31,7 @@ EVALUATORS: dict[str, str | type] = {
     "linear_svm": "jepax.evaluators.linear_svm:LinearSVM",
     "few_shot": "jepax.evaluators.few_shot:FewShot",
     "retrieval": "jepax.evaluators.retrieval:Retrieval",
+    "exact_match": "jepax.evaluators.exact_match:ExactMatch",
     "eeg_downstream": "jepax.evaluators.eeg_downstream:EEGDownstream",
     "mlp_probe": "jepax.evaluators.mlp_probe:MLPProbe",
     "resnet_probe": "jepax.evaluators.mlp_probe:ResNetProbe",
