@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command: install, then pretrain Brain-JEPA on the shipped real fMRI (experiments/brain_jepa.py,
-# about 30 minutes on 2 cores) and evaluate it; the downstream table and plot land in
+# about 35 minutes on 2 cores) and evaluate it; the downstream table and plot land in
 # runs/brain_jepa/results/. Extra arguments go to jepax.main, e.g.
 #   bash scripts/run.sh --config=experiments/ijepa.py          # I-JEPA on Fashion-MNIST
 #   bash scripts/run.sh --config=experiments/brain_jepa.py:tiny --workdir=runs/brain_jepa_tiny
