@@ -34,11 +34,10 @@ from data_pipelines.errors import DataError
 from data_pipelines.masks.spatiotemporal import SpatiotemporalMasks, SpatiotemporalSpec
 from jepax.config import ConfigError
 from jepax.models.functional import Functional
-from jepax.models.layers import ATTENTION_IMPLEMENTATIONS
 from jepax.models.posemb import RoiTimePositions
 from jepax.models.tokenizers import RoiPatches
 from jepax.models.vit import Encoder, Predictor
-from jepax.variants.jepa import DTYPES, EncoderPredictorJEPA
+from jepax.variants.jepa import DTYPES, EncoderPredictorJEPA, validate_vit_model
 
 POSITIONS = ("gradient", "sincos", "anatomy")
 
@@ -188,22 +187,9 @@ def roi_features(config) -> np.ndarray | None:
 
 def validate(config) -> None:
     m, d = config.model, config.data
-    for key in ("width", "depth", "heads", "pred_width", "pred_depth", "pred_heads", "patch"):
-        if m[key] <= 0:
-            raise ConfigError(f"model.{key}={m[key]} must be positive")
-    if m.width % m.heads or m.pred_width % m.pred_heads:
-        raise ConfigError(f"model widths ({m.width}, {m.pred_width}) must be divisible by their "
-                          f"heads ({m.heads}, {m.pred_heads})")
-    if m.width % 4 or m.pred_width % 4:
-        raise ConfigError("ROI x time positions need model.width and model.pred_width divisible "
-                          "by 4")
+    validate_vit_model(m, patch_key="patch")
     if d.frames % m.patch:
         raise ConfigError(f"data.frames={d.frames} is not divisible by model.patch={m.patch}")
-    if m.attention not in ATTENTION_IMPLEMENTATIONS:
-        raise ConfigError(f"model.attention={m.attention!r}: use one of "
-                          f"{list(ATTENTION_IMPLEMENTATIONS)}")
-    if m.dtype not in DTYPES:
-        raise ConfigError(f"model.dtype={m.dtype!r}: use one of {sorted(DTYPES)}")
     if m.patch_init not in ("fan_in", "official"):
         raise ConfigError(f"model.patch_init={m.patch_init!r}: use 'fan_in' or 'official'")
     if m.positions not in POSITIONS:

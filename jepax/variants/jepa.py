@@ -76,9 +76,10 @@ class EncoderPredictorJEPA:
         return target_fwd + 3 * (context_fwd + pred_fwd)
 
 
-def validate_vit_model(m) -> None:
-    """The model section of a ViT encoder + narrow ViT predictor with 2-D sin-cos positions."""
-    for key in ("width", "depth", "heads", "pred_width", "pred_depth", "pred_heads", "patch_size"):
+def validate_vit_model(m, patch_key: str = "patch_size") -> None:
+    """The model section of a ViT encoder + narrow ViT predictor with sin-cos-based positions
+    (sizes positive, widths divisible by their heads and by 4, a known attention and dtype)."""
+    for key in ("width", "depth", "heads", "pred_width", "pred_depth", "pred_heads", patch_key):
         if m[key] <= 0:
             raise ConfigError(f"model.{key}={m[key]} must be positive")
     if m.width % m.heads or m.pred_width % m.pred_heads:
@@ -88,6 +89,6 @@ def validate_vit_model(m) -> None:
         raise ConfigError(f"model.attention={m.attention!r}: use one of "
                           f"{list(ATTENTION_IMPLEMENTATIONS)}")
     if m.width % 4 or m.pred_width % 4:
-        raise ConfigError("2-D sin-cos positions need model.width and model.pred_width divisible by 4")
+        raise ConfigError("sin-cos positions need model.width and model.pred_width divisible by 4")
     if m.dtype not in DTYPES:
         raise ConfigError(f"model.dtype={m.dtype!r}: use one of {sorted(DTYPES)}")
