@@ -14,9 +14,14 @@ from jepax.config import ConfigError
 
 VARIANTS: dict[str, str | type] = {
     "ijepa": "jepax.variants.ijepa:IJEPA",
+    "brain_jepa": "jepax.variants.brain_jepa:BrainJEPA",
+    "point_jepa": "jepax.variants.point_jepa:PointJEPA",
+    "jepa3d": "jepax.variants.jepa3d:JEPA3D",
+    "sequence_lm": "jepax.variants.sequence_lm:SequenceLM",
     "s_jepa": "jepax.variants.s_jepa:SJEPA",
     "t_jepa": "jepax.variants.t_jepa:TJEPA",
     "mc_jepa": "jepax.variants.mc_jepa:MCJEPA",
+    "a_jepa": "jepax.variants.a_jepa:AJEPA",
 }
 
 
