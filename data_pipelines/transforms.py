@@ -44,26 +44,3 @@ def augment(image: np.ndarray, rng: np.random.Generator, size: int, crop_scale, 
     if hflip and rng.uniform() < 0.5:
         out = out[:, ::-1]
     return np.ascontiguousarray(out)
-
-
-def colour_jitter(image: np.ndarray, rng: np.random.Generator, strength: float,
-                  grayscale_p: float) -> np.ndarray:
-    """SimCLR/VICReg-style photometric augmentation of an (H, W, 3) uint8 image: brightness,
-    contrast and saturation factors in [1 - strength, 1 + strength] in random order, then
-    grayscale with probability `grayscale_p` (hue jitter is left out)."""
-    x = image.astype(np.float32)
-    luma = lambda a: a @ np.array([0.299, 0.587, 0.114], np.float32)
-    for op in rng.permutation(3):
-        factor = rng.uniform(1 - strength, 1 + strength)
-        if op == 0:
-            x = x * factor
-        elif op == 1:
-            mean = luma(x).mean()
-            x = (x - mean) * factor + mean
-        else:
-            gray = luma(x)[..., None]
-            x = gray + (x - gray) * factor
-        x = np.clip(x, 0, 255)
-    if rng.uniform() < grayscale_p:
-        x = np.repeat(luma(x)[..., None], 3, -1)
-    return x.round().astype(np.uint8)

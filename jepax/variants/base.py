@@ -85,8 +85,8 @@ class Variant(Protocol):
 
     eval_inputs: tuple[str, ...]
     """Keys of the evaluation arrays that ``outputs`` reads (the rest stay on the host). A
-    variant with several kinds of evaluation data (images and frame pairs) lists them all;
-    ``outputs`` gets the ones each split has."""
+    variant with several kinds of evaluation split lists every key; ``outputs`` gets the ones
+    the split at hand has."""
 
     def eval_params(self, params: Params, target: Params | None) -> Params:
         """What is evaluated: e.g. the EMA target encoder. Also applied to sharding trees."""

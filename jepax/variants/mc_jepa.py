@@ -35,7 +35,7 @@ import numpy as np
 from jax.sharding import PartitionSpec
 
 from data_pipelines import sources
-from data_pipelines.transforms import colour_jitter, random_resized_crop, resize
+from data_pipelines.transforms import random_resized_crop, resize
 from jepax.config import ConfigError
 from jepax.models import convnext, flow as flow_model
 
@@ -316,6 +316,29 @@ def _expander(p, x):
 # -- host transforms -----------------------------------------------------------------------------
 def _rgb(image):
     return np.repeat(image, 3, -1) if image.shape[-1] == 1 else image
+
+
+def colour_jitter(image: np.ndarray, rng: np.random.Generator, strength: float,
+                  grayscale_p: float) -> np.ndarray:
+    """VICReg's photometric augmentation of an (H, W, 3) uint8 image: brightness, contrast and
+    saturation factors in [1 - strength, 1 + strength] in random order, then grayscale with
+    probability `grayscale_p` (hue jitter is left out)."""
+    x = image.astype(np.float32)
+    luma = lambda a: a @ np.array([0.299, 0.587, 0.114], np.float32)
+    for op in rng.permutation(3):
+        factor = rng.uniform(1 - strength, 1 + strength)
+        if op == 0:
+            x = x * factor
+        elif op == 1:
+            mean = luma(x).mean()
+            x = (x - mean) * factor + mean
+        else:
+            gray = luma(x)[..., None]
+            x = gray + (x - gray) * factor
+        x = np.clip(x, 0, 255)
+    if rng.uniform() < grayscale_p:
+        x = np.repeat(luma(x)[..., None], 3, -1)
+    return x.round().astype(np.uint8)
 
 
 def _train_example(example, rng, *, flow_size, content_size, crop_scale, jitter, grayscale):
