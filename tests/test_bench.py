@@ -91,7 +91,7 @@ def test_unknown_experiment_name_is_a_clear_error(experiments, tmp_path):
                     "--only", "nope"])
 
 
-@pytest.mark.parametrize("metric,best", [("knn_acc", "b"), ("mlp_rmse", "a")])
+@pytest.mark.parametrize("metric,best", [("knn_acc", "b"), ("mlp_rmse", "a"), ("synthetic_epe", "a")])
 def test_headline_picks_the_best_baseline_in_the_metrics_direction(metric, best):
     rows = {"pretrained": {metric: 0.5}, "random init": {metric: 0.4},
             "a": {metric: 0.1}, "b": {metric: 0.9}}
