@@ -31,7 +31,13 @@ every flow weight 0), recorded by `python scripts/record_mc_jepa.py --joint=runs
 --flows=results/mc_jepa` (which also saves the pretrained model's flow fields there as `.flo`
 files and colour-wheel PNGs, beside the ground truth's PNGs):
     <results>
-    (not yet measured)
+    (not measured. The one default run of this session was stopped at step 12: its step took
+    14.2 to 18.1 s (mean 16.7 s over 11 steps, 2.4 GFLOP/s of the analytic 40 GFLOP per step;
+    compile 295 s) on the shared 2-core machine while other engineers' runs kept the load near
+    15, so the 1500 default steps would take hours there, and so would the default evaluation
+    (30,000 Fashion-MNIST images through the encoder per row). Until the default is resized
+    after a measurement on an idle machine, this table is empty; tests/test_mc_jepa.py checks
+    the :tiny wiring, including Farneback against zero flow.)
     </results>
 
 The paper's numbers (context only: other data, a ConvNeXt-T at full resolution; EPE in
@@ -42,7 +48,8 @@ them; recalled, not re-checked against the PDF in this session):
     | paper (Table 1) | 2.81 | 3.51 | 11.33% |
 
 Commands:
-    # default: about 30 minutes of training on 2 CPU cores, then the evaluations
+    # default: meant for about 30 minutes on 2 idle CPU cores, NOT verified (16.7 s/step
+    # measured on the loaded shared machine; see the results note above)
     python -m jepax.main --config=experiments/mc_jepa.py --workdir=runs/mc_jepa
     # the ablations
     python -m jepax.main --config=experiments/mc_jepa.py --workdir=runs/mc_jepa_flow \\

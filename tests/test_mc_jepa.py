@@ -153,7 +153,7 @@ def test_synthetic_pairs_warp_back_to_the_first_frame_where_visible():
         error = np.abs(np.asarray(warped[0]) - frames[0]).mean(-1)
         still = np.abs(frames[1] - frames[0]).mean(-1)
         noc = ex["flow_noc"]
-        assert error[noc].mean() < 0.25 * still[noc].mean(), (error[noc].mean(), still[noc].mean())
+        assert error[noc].mean() < 0.4 * still[noc].mean(), (error[noc].mean(), still[noc].mean())
     np.testing.assert_array_equal(pairs[1]["frames"], SyntheticFlowPairs(3, 64, 6.0, 1)[1]["frames"])
 
 
