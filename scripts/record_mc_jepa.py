@@ -19,12 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's packages
 sys.path.insert(0, str(Path(__file__).parent))
 from record_results import cpu_name, newest_eval, write_between_markers  # noqa: E402
 
 from jepax.metrics import read_metrics  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 METRICS = {"synthetic_epe": "synthetic pairs: EPE all (px)",
            "synthetic_epe_noc": "synthetic pairs: EPE non-occluded (px)",
            "synthetic_fl": "synthetic pairs: Fl (EPE > 3 px and > 5%)",

@@ -277,3 +277,20 @@ def test_tiny_resumes_bit_for_bit(tiny_run, tmp_path):
     assert train.run(half, tmp_path)["step"] == 30
     assert losses(tmp_path) == losses(ref_dir)
     assert_trees_equal(final_params(tmp_path, 30), final_params(ref_dir, 30))
+
+
+def test_recorder_writes_the_table_with_unmeasured_runs_as_dashes(tiny_run, tmp_path):
+    from scripts.record_mc_jepa import table
+    from scripts.record_results import write_between_markers
+
+    workdir, summary = tiny_run
+    lines = table(workdir, None, None, note="shared machine")
+    assert lines[0].startswith("| metric | MC-JEPA (both) | flow only | content only | random init |")
+    farneback = summary["eval"]["Farneback (OpenCV)"]["synthetic_epe"]
+    row = next(l for l in lines if l.startswith("| synthetic pairs: EPE all (px) |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2:4] == ["-", "-"] and f"{farneback:.3f}" in cells
+    doc = tmp_path / "doc.py"
+    doc.write_text('"""\n    <results>\n    old\n    </results>\n"""\n')
+    write_between_markers(doc, lines)
+    assert "old" not in doc.read_text() and row in doc.read_text()
