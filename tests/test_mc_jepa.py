@@ -85,6 +85,22 @@ def test_vicreg_terms_match_their_formulas():
     assert float(v) == pytest.approx(0.0, abs=1e-5) and float(c) == pytest.approx(0.0, abs=1e-5)
 
 
+def test_end_point_errors_count_only_valid_pixels_and_kitti_outliers():
+    from jepax.evaluators.flow_epe import end_point_errors
+
+    truth = np.zeros((1, 2, 2, 2))
+    truth[0, :, :, 0] = 10.0
+    flow = truth.copy()
+    flow[0, 0, 0] += (3.0, 4.0)        # EPE 5: an outlier (> 3 px and > 5% of 10 px)
+    flow[0, 0, 1] += (0.0, 2.0)        # EPE 2: not an outlier
+    flow[0, 1, 1] += (30.0, 0.0)       # invalid pixel: ignored
+    valid = np.array([[[True, True], [True, False]]])
+    noc = np.array([[[False, True], [True, True]]])
+    out = end_point_errors(flow, truth, valid, noc)
+    assert out == {"epe": pytest.approx(7 / 3), "epe_noc": pytest.approx(1.0),
+                   "fl": pytest.approx(1 / 3)}
+
+
 # -- file formats --------------------------------------------------------------------------------
 def test_flo_and_kitti_files_round_trip_and_a_corrupt_flo_is_named(tmp_path):
     flow = np.random.default_rng(4).normal(scale=5, size=(7, 9, 2)).astype(np.float32)
