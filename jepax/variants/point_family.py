@@ -37,6 +37,7 @@ from jepax.models.point_transformer import PointEncoder
 from jepax.models.tokenizers import PointPatchEmbed
 from jepax.models.vit import gather_tokens
 from jepax.variants.jepa import EncoderPredictorJEPA
+from jepax.variants.monitors import collapse_monitors
 
 LOSSES = ("smooth_l1", "cosine")
 
@@ -193,15 +194,15 @@ class PointFamily(EncoderPredictorJEPA):
         ctx_idx, ctx_valid, tgt_idx, tgt_valid = self.masks(batch, centres, rng)
         b, m, t = tgt_idx.shape
         h = self.encoder(self.teacher(params, target), groups, centres, final_norm=False)
-        h = normalize_features(jax.lax.stop_gradient(h).astype(jnp.float32))
-        h = gather_tokens(h, tgt_idx.reshape(b, m * t)).reshape(b, m, t, -1)
+        grid = normalize_features(jax.lax.stop_gradient(h).astype(jnp.float32))
+        h = gather_tokens(grid, tgt_idx.reshape(b, m * t)).reshape(b, m, t, -1)
         z = self.encoder(params["encoder"], groups, centres, ctx_idx, ctx_valid)
         pred = self.predictor(params["predictor"], z, gather_tokens(centres, ctx_idx), ctx_valid,
                               gather_points(centres, tgt_idx), tgt_valid).astype(jnp.float32)
         valid = tgt_valid.astype(jnp.float32)
         per_token = token_loss(pred, h, self.config.model.loss, self.config.model.loss_beta)
         loss = (per_token * valid).sum() / valid.sum()
-        return loss, {"pred_std": token_std(pred, valid), "target_std": token_std(h, valid),
+        return loss, {**collapse_monitors(grid, pred, valid),
                       "context_patches": ctx_valid.sum(-1).mean().astype(jnp.float32)}
 
     # -- evaluation --------------------------------------------------------------------------
@@ -273,14 +274,6 @@ def token_loss(pred, target, kind: str, beta: float):
             jnp.linalg.norm(pred, axis=-1) * jnp.linalg.norm(target, axis=-1) + 1e-6)
         return 1.0 - cos
     return optax.huber_loss(pred, target, delta=beta).mean(-1) / beta  # == smooth-L1(beta)
-
-
-def token_std(x, valid):
-    """Mean over channels of the std over valid tokens (a collapse monitor: 0 = collapsed)."""
-    w = valid[..., None] / valid.sum()
-    mean = (x * w).sum(axis=tuple(range(x.ndim - 1)))
-    var = (((x - mean) ** 2) * w).sum(axis=tuple(range(x.ndim - 1)))
-    return jnp.sqrt(var).mean()
 
 
 def validate(config) -> None:
