@@ -1,0 +1,195 @@
+"""Official Brain-JEPA and Point-JEPA checkpoints -> jepax: the converted encoders (context and
+target) and predictors give the official modules' outputs (tests/official_brain_jepa.py,
+tests/official_point_jepa.py), train.init_from takes the files, and a partial, mismatched or
+differently configured file is an error naming the keys or the setting to change."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+from jepax import experiment, train
+from jepax.config import load_config
+from jepax.convert import ConvertError, convert_file
+from jepax.models.point_ops import group_points
+from jepax.variants.brain_jepa import BrainJEPA
+from jepax.variants.point_jepa import PointJEPA
+from tests import official_brain_jepa as brain
+from tests import official_point_jepa as point
+from tests.helpers import ROOT, saved_params
+from tests.official_ijepa import ddp_state_dict, randomize
+
+TOL = dict(atol=2e-5, rtol=1e-4)
+ROIS, PATCH, TIME_PATCHES, GRADIENT_DIMS = 8, 4, 10, 3  # the code's positions hard-code 10
+
+
+# -- Brain-JEPA ----------------------------------------------------------------------------
+def brain_config(tmp_path, **model):
+    gradients = np.random.default_rng(0).normal(size=(ROIS, GRADIENT_DIMS))
+    np.savetxt(tmp_path / "gradient_mapping.csv", gradients, delimiter=",")  # headerless, as the code's
+    c = load_config(str(ROOT / "experiments" / "brain_jepa.py") + ":tiny")
+    c.model.update(patch=PATCH, width=32, depth=2, heads=2, pred_width=16, pred_depth=2,
+                   pred_heads=2, **model)
+    table = str(tmp_path / "gradient_mapping.csv")  # 3 columns: also serves as ROI centres
+    c.data.update(rois=ROIS, frames=PATCH * TIME_PATCHES, gradients=table, coordinates=table)
+    c.logging.update(progress=False, tensorboard=False)
+    return c
+
+
+def brain_official(tmp_path, add_w="mapping", width=32):
+    gradient = torch.from_numpy(np.loadtxt(tmp_path / "gradient_mapping.csv", delimiter=",")).float()[None]
+    grid = (ROIS, TIME_PATCHES)
+    make = lambda seed: randomize(brain.VisionTransformer(gradient, grid, PATCH, width, 2, 2, add_w), seed)
+    pred = randomize(brain.VisionTransformerPredictor(gradient, grid, width, 16, 2, 2, add_w), 2)
+    return make(0), make(1), pred
+
+
+def save_brain(path, enc, target, pred, edit=lambda sd: sd):
+    torch.save({"encoder": edit(ddp_state_dict(enc)), "predictor": ddp_state_dict(pred),
+                "target_encoder": ddp_state_dict(target), "epoch": 300, "lr": 1e-3}, path)
+    return path
+
+
+@pytest.mark.parametrize("positions,add_w", [("gradient", "mapping"), ("sincos", "origin")])
+def test_official_brain_jepa_checkpoint_gives_the_official_outputs(tmp_path, positions, add_w):
+    v = BrainJEPA(brain_config(tmp_path, positions=positions))
+    enc, target, pred = brain_official(tmp_path, add_w)
+    converted = convert_file(save_brain(tmp_path / "jepa-ep300.pth.tar", enc, target, pred), v)
+    bold = np.random.default_rng(1).normal(size=(2, ROIS, PATCH * TIME_PATCHES)).astype(np.float32)
+    as_torch = torch.from_numpy(bold)[:, None]
+    with torch.no_grad():
+        for ours, theirs in ((converted["params"]["encoder"], enc), (converted["target"], target)):
+            np.testing.assert_allclose(np.asarray(v.encoder(ours, jnp.asarray(bold))),
+                                       theirs(as_torch).numpy(), **TOL)
+        ctx = np.tile(np.arange(0, 60, 3, dtype=np.int32), (2, 1))
+        tgt = np.tile(np.array([61, 62, 70, 79], np.int32), (2, 1))
+        z = enc(as_torch)[:, ctx[0]]
+        ours = v.predictor(converted["params"]["predictor"], jnp.asarray(z.numpy()), ctx,
+                           np.ones(ctx.shape, bool), tgt[:, None], np.ones((2, 1, 4), bool))
+        theirs = pred(z, torch.from_numpy(ctx).long(), torch.from_numpy(tgt).long())
+        np.testing.assert_allclose(np.asarray(ours)[:, 0], theirs.numpy(), **TOL)
+
+
+@pytest.mark.parametrize("edit,setting,match", [
+    (lambda sd: {k: v for k, v in sd.items() if not k.endswith("pos_embed_proj.predictor_pos_embed_proj.bias")},
+     {}, r"missing encoder/pos_embed_proj\.predictor_pos_embed_proj\.bias"),
+    (lambda sd: {**sd, "module.fc_norm.weight": torch.zeros(32)}, {}, r"unexpected encoder/fc_norm\.weight"),
+    (None, {"model__positions": "sincos"}, r"add_w='mapping' positions; set model\.positions=gradient"),
+    (None, {"model__positions": "anatomy"}, r"model\.positions='anatomy' has no counterpart"),
+    (None, {"model__patch": 8, "data__frames": 80},
+     r"patch_embed\.proj\.weight has shape \(32, 1, 1, 4\), this model needs \(32, 1, 1, 8\)"),
+    (None, {"data__frames": 48}, r"pos_embed_proj\.emb_h has shape \(80, 16\), this model needs \(96, 16\)"),
+])
+def test_partial_or_mismatched_brain_checkpoint_names_the_problem(tmp_path, edit, setting, match):
+    c = brain_config(tmp_path)
+    for key, value in setting.items():
+        section, name = key.split("__")
+        c[section][name] = value
+    path = save_brain(tmp_path / "bad.pth.tar", *brain_official(tmp_path), edit=edit or (lambda sd: sd))
+    with pytest.raises(ConvertError, match=match):
+        convert_file(path, BrainJEPA(c))
+
+
+def test_init_from_an_official_brain_jepa_file_loads_encoder_and_target(tmp_path):
+    config = brain_config(tmp_path)
+    enc, target, pred = brain_official(tmp_path)
+    path = str(save_brain(tmp_path / "jepa-ep300.pth.tar", enc, target, pred))
+    config.train.init_from = path
+    setup = experiment.build(config)
+    train._check_init_from(path, setup.abstract, setup.variant)
+    with setup.active():
+        state = train._load_init_from(path, setup.create_state(), setup.variant)
+    bold = np.random.default_rng(2).normal(size=(2, ROIS, PATCH * TIME_PATCHES)).astype(np.float32)
+    with torch.no_grad():
+        theirs = target(torch.from_numpy(bold)[:, None]).numpy()
+    ours = setup.variant.encoder(state.target, jnp.asarray(bold))
+    np.testing.assert_allclose(np.asarray(ours), theirs, **TOL)
+
+
+# -- Point-JEPA ----------------------------------------------------------------------------
+SIZES = dict(dim=32, depth=2, heads=2, pred_dim=16, pred_depth=2, pred_heads=2, hidden=(8, 16, 24))
+
+
+def point_config(**overrides):
+    c = load_config(str(ROOT / "experiments" / "point_jepa.py") + ":tiny")
+    c.model.update(num_groups=16, group_size=8, pointnet=SIZES["hidden"], width=32, depth=2,
+                   heads=2, pred_width=16, pred_depth=2, pred_heads=2, pos_hidden=128,
+                   pointnet_norm="frozen_batch", norm_eps=1e-5)
+    c.data.points = 256
+    c.logging.update(progress=False, tensorboard=False)
+    for key, value in overrides.items():
+        section, name = key.split("__")
+        c[section][name] = value
+    return c
+
+
+def save_point(path, model, edit=lambda sd: sd):
+    """As Lightning saves it: the state dict beside (here: tensor-only) training metadata."""
+    torch.save({"state_dict": edit(model.state_dict()), "epoch": 499, "global_step": 81000}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def point_file(tmp_path_factory):
+    model = point.random_point_jepa(0, **SIZES)
+    return model, save_point(tmp_path_factory.mktemp("point_jepa") / "pretrain.ckpt", model)
+
+
+def test_official_point_jepa_checkpoint_gives_the_official_outputs(point_file):
+    model, path = point_file
+    v = PointJEPA(point_config())
+    converted = convert_file(path, v)
+    points = np.random.default_rng(0).normal(size=(2, 256, 3)).astype(np.float32)
+    groups, centres = (np.asarray(a) for a in group_points(jnp.asarray(points), 16, 8))
+    g, c = torch.from_numpy(groups), torch.from_numpy(centres)
+    with torch.no_grad():
+        for ours, teacher in ((converted["params"]["encoder"], False), (converted["target"], True)):
+            np.testing.assert_allclose(np.asarray(v.encoder(ours, groups, centres)),
+                                       model.encode(g, c, teacher).numpy(), **TOL)
+        ctx, tgt = np.arange(0, 10), np.arange(11, 15)
+        z = model.encode(g, c)[:, ctx]
+        ours = v.predictor(converted["params"]["predictor"], jnp.asarray(z.numpy()),
+                           centres[:, ctx], np.ones((2, 10), bool), centres[:, None, tgt],
+                           np.ones((2, 1, 4), bool))
+        theirs = model.predictor(z, c[:, ctx], c[:, tgt])
+        np.testing.assert_allclose(np.asarray(ours)[:, 0], theirs.numpy(), **TOL)
+
+
+@pytest.mark.parametrize("edit,overrides,match", [
+    (None, {"model__pointnet_norm": "layer"},
+     r"model\.pointnet_norm='layer' here\); pass --config\.model\.pointnet_norm=frozen_batch "
+     r"--config\.model\.norm_eps=1e-05"),
+    (lambda sd: {k: v for k, v in sd.items() if k != "tokenizer.embedding.encoder.second_conv.1.running_var"},
+     {}, r"missing state_dict/tokenizer\.embedding\.encoder\.second_conv\.1\.running_var"),
+    (lambda sd: {**sd, "cls_head.0.weight": torch.zeros(4, 64)}, {}, r"unexpected state_dict/cls_head\.0\.weight"),
+    (lambda sd: {**sd, "teacher.online_model.norm.bias": torch.zeros(32)}, {},
+     r"teacher\.online_model\.norm\.bias is not a copy of student\.norm\.bias"),
+    (None, {"model__depth": 1}, r"more than 1 student\.blocks"),
+    (None, {"model__pointnet": (8, 16, 32)},
+     r"second_conv\.0\.weight has shape \(24, 32, 1\), this model needs \(32, 32, 1\)"),
+])
+def test_partial_or_mismatched_point_checkpoint_names_the_problem(point_file, tmp_path, edit,
+                                                                 overrides, match):
+    model, path = point_file
+    if edit is not None:
+        path = save_point(tmp_path / "bad.ckpt", model, edit)
+    with pytest.raises(ConvertError, match=match):
+        convert_file(path, PointJEPA(point_config(**overrides)))
+
+
+def test_init_from_an_official_point_jepa_file_starts_training_from_its_weights(point_file, tmp_path):
+    model, path = point_file
+    config = point_config(train__init_from=str(path), train__run_steps=1, train__batch_size=8,
+                          optim__ema=(0.999, 0.999), eval__evaluators=())
+    train.run(config, tmp_path / "run")
+    ours = saved_params(tmp_path / "run", 1)["target"]
+    official = model.teacher.ema_model.blocks[0].mlp.fc1.weight.detach().numpy().T
+    kernel = ours["blocks"]["0"]["mlp"]["fc1"]["kernel"]
+    # one EMA step at 0.999 keeps the loaded target within 0.5% of the file's weights
+    assert np.abs(kernel - official).max() < 0.005 * np.abs(official).max()
+    with pytest.raises(ConvertError, match="pass --config.model.pointnet_norm=frozen_batch"):
+        train.run(point_config(train__init_from=str(path), model__pointnet_norm="layer"),
+                  tmp_path / "default_norms")
+    assert not (tmp_path / "default_norms" / "checkpoints").exists()
