@@ -168,9 +168,10 @@ def test_official_point_jepa_checkpoint_gives_the_official_outputs(point_file):
 
 
 @pytest.mark.parametrize("edit,overrides,match", [
-    (None, {"model__pointnet_norm": "layer"},
-     r"model\.pointnet_norm='layer' here\); pass --config\.model\.pointnet_norm=frozen_batch "
-     r"--config\.model\.norm_eps=1e-05"),
+    (None, {"model__pointnet_norm": "layer", "model__norm_eps": 1e-6},
+     r"model\.pointnet_norm='layer', model\.norm_eps=1e-06 here\); pass "
+     r"--config\.model\.pointnet_norm=frozen_batch --config\.model\.norm_eps=1e-05$"),
+    (None, {"model__pos_every_layer": False}, r"pass --config\.model\.pos_every_layer=True$"),
     (lambda sd: {k: v for k, v in sd.items() if k != "tokenizer.embedding.encoder.second_conv.1.running_var"},
      {}, r"missing state_dict/tokenizer\.embedding\.encoder\.second_conv\.1\.running_var"),
     (lambda sd: {**sd, "cls_head.0.weight": torch.zeros(4, 64)}, {}, r"unexpected state_dict/cls_head\.0\.weight"),
@@ -197,5 +198,5 @@ def test_init_from_an_official_point_jepa_file_loads_encoder_and_target(point_fi
         target, model.teacher.ema_model.blocks[0].mlp.fc1.weight.detach().numpy().T)
     np.testing.assert_array_equal(state.params["encoder"]["tokenizer"]["fc4"]["bias"],
                                   model.tokenizer.embedding.encoder.second_conv[3].bias.detach().numpy())
-    with pytest.raises(ConvertError, match="pass --config.model.pointnet_norm=frozen_batch"):
+    with pytest.raises(ConvertError, match="pass --config.model.norm_eps=1e-05"):
         load_through_init_from(point_config(train__init_from=str(path), model__norm_eps=1e-6))

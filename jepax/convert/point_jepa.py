@@ -32,7 +32,9 @@ import numpy as np
 from jepax.convert import ConvertError, StateDict
 from jepax.convert.ijepa import linear, transformer
 
-REQUIRED = {"pointnet_norm": "frozen_batch", "norm_eps": 1e-5}
+# the reference's layers: BatchNorm in the PointNet, torch's LayerNorm eps, positions before
+# every encoder block (its encoder_add_pos_at_every_layer)
+REQUIRED = {"pointnet_norm": "frozen_batch", "norm_eps": 1e-5, "pos_every_layer": True}
 UNUSED = ("mask_token", "predictor.predictor_norm.weight", "predictor.predictor_norm.bias",
           "teacher.initted", "teacher.step")
 BATCHNORM_EPS = 1e-5  # torch.nn.BatchNorm1d's default, the code's
@@ -42,9 +44,9 @@ def from_torch(checkpoint: dict, variant) -> dict:
     m = variant.config.model
     wrong = {k: v for k, v in REQUIRED.items() if m[k] != v}
     if wrong:
-        flags = " ".join(f"--config.model.{k}={v}" for k, v in REQUIRED.items())
-        raise ConvertError(f"official Point-JEPA weights need the reference's normalization "
-                           f"layers ({', '.join(f'model.{k}={m[k]!r}' for k in wrong)} here); "
+        flags = " ".join(f"--config.model.{k}={v}" for k, v in wrong.items())
+        raise ConvertError(f"official Point-JEPA weights need the reference's layers "
+                           f"({', '.join(f'model.{k}={m[k]!r}' for k in wrong)} here); "
                            f"pass {flags}")
     sd = StateDict(checkpoint.get("state_dict", checkpoint), "state_dict")
     if not any(k.startswith("student.") for k in sd.arrays):
