@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from jepax.convert import ConvertError, StateDict
-from jepax.convert.ijepa import convert_parts, linear, transformer
+from jepax.convert.ijepa import convert_parts, linear, predictor, transformer
 from jepax.models.posemb import sincos_1d
 
 # the code's add_w setting that stores each positions mode
@@ -57,13 +57,9 @@ def _encoder(sd: StateDict, shapes, heads: int, variant) -> dict:
 
 
 def _predictor(sd: StateDict, shapes, heads: int, variant) -> dict:
-    d_enc, d_pred = shapes["embed"]["kernel"].shape
-    out = {"embed": linear(sd, "predictor_embed", d_enc, d_pred),
-           "mask_token": sd.take("mask_token", (1, 1, d_pred)).reshape(d_pred),
-           "transformer": transformer(sd, "predictor_blocks", "predictor_norm",
-                                      shapes["transformer"], heads),
-           "proj": linear(sd, "predictor_proj", d_pred, d_enc)}
-    positions = _positions(sd, "predictor_2dpe_proj", d_pred, shapes, variant)
+    out = predictor(sd, shapes, heads)
+    positions = _positions(sd, "predictor_2dpe_proj", shapes["embed"]["kernel"].shape[1], shapes,
+                           variant)
     if positions:
         out["positions"] = positions
     sd.check()

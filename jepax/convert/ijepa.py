@@ -67,15 +67,21 @@ def _encoder(sd: StateDict, shapes, heads: int, grid) -> dict:
 
 
 def _predictor(sd: StateDict, shapes, heads: int, grid) -> dict:
-    d_enc, d_pred = shapes["embed"]["kernel"].shape
-    out = {"embed": linear(sd, "predictor_embed", d_enc, d_pred),
-           "mask_token": sd.take("mask_token", (1, 1, d_pred)).reshape(d_pred),
-           "transformer": transformer(sd, "predictor_blocks", "predictor_norm",
-                                       shapes["transformer"], heads),
-           "proj": linear(sd, "predictor_proj", d_pred, d_enc)}
-    _check_positions(sd, "predictor_pos_embed", d_pred, grid)
+    out = predictor(sd, shapes, heads)
+    _check_positions(sd, "predictor_pos_embed", shapes["embed"]["kernel"].shape[1], grid)
     sd.check()
     return out
+
+
+def predictor(sd: StateDict, shapes, heads: int) -> dict:
+    """The predictor's embedding, mask token, blocks and projection (I-JEPA's names, also
+    Brain-JEPA's); positions are the caller's."""
+    d_enc, d_pred = shapes["embed"]["kernel"].shape
+    return {"embed": linear(sd, "predictor_embed", d_enc, d_pred),
+            "mask_token": sd.take("mask_token", (1, 1, d_pred)).reshape(d_pred),
+            "transformer": transformer(sd, "predictor_blocks", "predictor_norm",
+                                       shapes["transformer"], heads),
+            "proj": linear(sd, "predictor_proj", d_pred, d_enc)}
 
 
 def transformer(sd: StateDict, blocks: str, norm: str, shapes, heads: int) -> dict:
