@@ -26,10 +26,14 @@ TOL = dict(atol=2e-5, rtol=1e-4)
 ROIS, PATCH, TIME_PATCHES, GRADIENT_DIMS = 8, 4, 10, 3  # the code's positions hard-code 10
 
 
+def drop(key):
+    return lambda sd: {k: v for k, v in sd.items() if k != key}
+
+
 # -- Brain-JEPA ----------------------------------------------------------------------------
 def brain_config(tmp_path, **model):
     gradients = np.random.default_rng(0).normal(size=(ROIS, GRADIENT_DIMS))
-    np.savetxt(tmp_path / "gradient_mapping.csv", gradients, delimiter=",")  # headerless, as the code's
+    np.savetxt(tmp_path / "gradient_mapping.csv", gradients, delimiter=",")
     c = load_config(str(ROOT / "experiments" / "brain_jepa.py") + ":tiny")
     c.model.update(patch=PATCH, width=32, depth=2, heads=2, pred_width=16, pred_depth=2,
                    pred_heads=2, **model)
@@ -40,9 +44,10 @@ def brain_config(tmp_path, **model):
 
 
 def brain_official(tmp_path, add_w="mapping", width=32):
-    gradient = torch.from_numpy(np.loadtxt(tmp_path / "gradient_mapping.csv", delimiter=",")).float()[None]
-    grid = (ROIS, TIME_PATCHES)
-    make = lambda seed: randomize(brain.VisionTransformer(gradient, grid, PATCH, width, 2, 2, add_w), seed)
+    table = np.loadtxt(tmp_path / "gradient_mapping.csv", delimiter=",")
+    gradient, grid = torch.from_numpy(table).float()[None], (ROIS, TIME_PATCHES)
+    make = lambda seed: randomize(
+        brain.VisionTransformer(gradient, grid, PATCH, width, 2, 2, add_w), seed)
     pred = randomize(brain.VisionTransformerPredictor(gradient, grid, width, 16, 2, 2, add_w), 2)
     return make(0), make(1), pred
 
@@ -74,21 +79,25 @@ def test_official_brain_jepa_checkpoint_gives_the_official_outputs(tmp_path, pos
 
 
 @pytest.mark.parametrize("edit,setting,match", [
-    (lambda sd: {k: v for k, v in sd.items() if not k.endswith("pos_embed_proj.predictor_pos_embed_proj.bias")},
-     {}, r"missing encoder/pos_embed_proj\.predictor_pos_embed_proj\.bias"),
-    (lambda sd: {**sd, "module.fc_norm.weight": torch.zeros(32)}, {}, r"unexpected encoder/fc_norm\.weight"),
-    (None, {"model__positions": "sincos"}, r"add_w='mapping' positions; set model\.positions=gradient"),
+    (drop("module.pos_embed_proj.predictor_pos_embed_proj.bias"), {},
+     r"missing encoder/pos_embed_proj\.predictor_pos_embed_proj\.bias"),
+    (lambda sd: {**sd, "module.fc_norm.weight": torch.zeros(32)}, {},
+     r"unexpected encoder/fc_norm\.weight"),
+    (None, {"model__positions": "sincos"},
+     r"add_w='mapping' positions; set model\.positions=gradient"),
     (None, {"model__positions": "anatomy"}, r"model\.positions='anatomy' has no counterpart"),
     (None, {"model__patch": 8, "data__frames": 80},
      r"patch_embed\.proj\.weight has shape \(32, 1, 1, 4\), this model needs \(32, 1, 1, 8\)"),
-    (None, {"data__frames": 48}, r"pos_embed_proj\.emb_h has shape \(80, 16\), this model needs \(96, 16\)"),
+    (None, {"data__frames": 48},
+     r"pos_embed_proj\.emb_h has shape \(80, 16\), this model needs \(96, 16\)"),
 ])
 def test_partial_or_mismatched_brain_checkpoint_names_the_problem(tmp_path, edit, setting, match):
     c = brain_config(tmp_path)
     for key, value in setting.items():
         section, name = key.split("__")
         c[section][name] = value
-    path = save_brain(tmp_path / "bad.pth.tar", *brain_official(tmp_path), edit=edit or (lambda sd: sd))
+    path = save_brain(tmp_path / "bad.pth.tar", *brain_official(tmp_path),
+                      edit=edit or (lambda sd: sd))
     with pytest.raises(ConvertError, match=match):
         convert_file(path, BrainJEPA(c))
 
@@ -152,7 +161,8 @@ def test_official_point_jepa_checkpoint_gives_the_official_outputs(point_file):
     v = PointJEPA(point_config())
     converted = convert_file(path, v)
     points = np.random.default_rng(0).normal(size=(2, 256, 3)).astype(np.float32)
-    groups, centres = (np.array(a) for a in jax.jit(group_points, static_argnums=(1, 2))(points, 16, 8))
+    grouped = jax.jit(group_points, static_argnums=(1, 2))(points, 16, 8)
+    groups, centres = (np.array(a) for a in grouped)
     g, c = torch.from_numpy(groups), torch.from_numpy(centres)
     with torch.no_grad():
         for ours, teacher in ((converted["params"]["encoder"], False), (converted["target"], True)):
@@ -172,9 +182,10 @@ def test_official_point_jepa_checkpoint_gives_the_official_outputs(point_file):
      r"model\.pointnet_norm='layer', model\.norm_eps=1e-06 here\); pass "
      r"--config\.model\.pointnet_norm=frozen_batch --config\.model\.norm_eps=1e-05$"),
     (None, {"model__pos_every_layer": False}, r"pass --config\.model\.pos_every_layer=True$"),
-    (lambda sd: {k: v for k, v in sd.items() if k != "tokenizer.embedding.encoder.second_conv.1.running_var"},
+    (drop("tokenizer.embedding.encoder.second_conv.1.running_var"),
      {}, r"missing state_dict/tokenizer\.embedding\.encoder\.second_conv\.1\.running_var"),
-    (lambda sd: {**sd, "cls_head.0.weight": torch.zeros(4, 64)}, {}, r"unexpected state_dict/cls_head\.0\.weight"),
+    (lambda sd: {**sd, "cls_head.0.weight": torch.zeros(4, 64)}, {},
+     r"unexpected state_dict/cls_head\.0\.weight"),
     (lambda sd: {**sd, "teacher.online_model.norm.bias": torch.zeros(32)}, {},
      r"teacher\.online_model\.norm\.bias is not a copy of student\.norm\.bias"),
     (None, {"model__depth": 1}, r"more than 1 student\.blocks"),
@@ -196,7 +207,8 @@ def test_init_from_an_official_point_jepa_file_loads_encoder_and_target(point_fi
     target = state.target["blocks"][0]["mlp"]["fc1"]["kernel"]
     np.testing.assert_array_equal(
         target, model.teacher.ema_model.blocks[0].mlp.fc1.weight.detach().numpy().T)
+    pointnet = model.tokenizer.embedding.encoder
     np.testing.assert_array_equal(state.params["encoder"]["tokenizer"]["fc4"]["bias"],
-                                  model.tokenizer.embedding.encoder.second_conv[3].bias.detach().numpy())
+                                  pointnet.second_conv[3].bias.detach().numpy())
     with pytest.raises(ConvertError, match="pass --config.model.norm_eps=1e-05"):
         load_through_init_from(point_config(train__init_from=str(path), model__norm_eps=1e-6))

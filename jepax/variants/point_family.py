@@ -60,8 +60,8 @@ def point_config():
         width=128, depth=4, heads=4, mlp_ratio=4.0,
         pos_hidden=128,             # position MLP 3 -> pos_hidden -> width
         pos_every_layer=True,       # add the positions before every encoder block (point2vec)
-        pointnet_norm="layer",      # layer | frozen_batch (per-channel affine: the reference's BatchNorm at inference)
-        norm_eps=1e-6,              # transformer LayerNorm eps (the reference's torch default: 1e-5)
+        pointnet_norm="layer",      # layer | frozen_batch (the reference's BatchNorm at inference)
+        norm_eps=1e-6,              # transformer LayerNorm eps (the reference: torch's 1e-5)
         pred_width=64, pred_depth=2, pred_heads=4,
         loss="smooth_l1", loss_beta=2.0,
         dtype="float32", attention="auto",
