@@ -22,7 +22,8 @@ from tests import official_point_jepa as point
 from tests.helpers import ROOT
 from tests.official_ijepa import ddp_state_dict, randomize
 
-TOL = dict(atol=2e-5, rtol=1e-4)
+# fp32 rounding: a LayerNorm eps of 1e-6 instead of 1e-5 already moves the outputs by ~7e-6
+TOL = dict(atol=2e-6, rtol=1e-5)
 ROIS, PATCH, TIME_PATCHES, GRADIENT_DIMS = 8, 4, 10, 3  # the code's positions hard-code 10
 
 
