@@ -135,6 +135,10 @@ def test_bad_settings_fail_before_training(name):
     c.data.augment = ("flip",)
     with pytest.raises(ConfigError, match="unknown"):
         variants.build(c)
+    c = load_config(str(ROOT / "experiments" / f"{name}.py") + ":tiny")
+    c.model.pointnet_norm = "batch"
+    with pytest.raises(ConfigError, match=r"model.pointnet_norm='batch': use one of"):
+        variants.build(c)
 
 
 def test_jepa3d_plain_predictor_ablation_and_flops():

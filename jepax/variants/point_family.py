@@ -61,6 +61,8 @@ def point_config():
         width=128, depth=4, heads=4, mlp_ratio=4.0,
         pos_hidden=128,             # position MLP 3 -> pos_hidden -> width
         pos_every_layer=True,       # add the positions before every encoder block (point2vec)
+        pointnet_norm="layer",      # layer | frozen_batch (the reference's BatchNorm at inference)
+        norm_eps=1e-6,              # transformer LayerNorm eps (the reference: torch's 1e-5)
         pred_width=64, pred_depth=2, pred_heads=4,
         loss="smooth_l1", loss_beta=2.0,
         dtype="float32", attention="auto",
@@ -130,10 +132,11 @@ class PointFamily(EncoderPredictorJEPA):
         self.config = config
         m, d = config.model, config.data
         dtype = DTYPES[m.dtype]
-        common = dict(mlp_ratio=m.mlp_ratio, dtype=dtype, attention_impl=m.attention)
+        common = dict(mlp_ratio=m.mlp_ratio, dtype=dtype, attention_impl=m.attention,
+                      norm_eps=m.norm_eps)
         self.encoder = Functional(lambda rngs: PointEncoder(
             PointPatchEmbed(m.num_groups, m.group_size, m.width, tuple(m.pointnet), dtype=dtype,
-                            rngs=rngs),
+                            rngs=rngs, norm=m.pointnet_norm),
             dim=m.width, depth=m.depth, heads=m.heads, pos_hidden=m.pos_hidden,
             pos_every_layer=m.pos_every_layer, rngs=rngs, **common))
         self.predictor = Functional(lambda rngs: self.predictor_class(
@@ -285,6 +288,11 @@ def validate(config) -> None:
     if m.width % m.heads or m.pred_width % m.pred_heads:
         raise ConfigError(f"model widths ({m.width}, {m.pred_width}) must be divisible by their "
                           f"heads ({m.heads}, {m.pred_heads})")
+    if m.pointnet_norm not in PointPatchEmbed.NORMS:
+        raise ConfigError(f"model.pointnet_norm={m.pointnet_norm!r}: use one of "
+                          f"{PointPatchEmbed.NORMS}")
+    if not m.norm_eps > 0:
+        raise ConfigError(f"model.norm_eps={m.norm_eps} must be positive")
     if len(m.pointnet) != 3 or min(m.pointnet) <= 0:
         raise ConfigError(f"model.pointnet={tuple(m.pointnet)}: give three positive widths")
     if m.num_groups > d.points or m.group_size > d.points:
