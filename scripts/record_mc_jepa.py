@@ -74,7 +74,7 @@ def load_run(workdir: Path):
             config[section].update({k: tuple(v) if isinstance(v, list) else v
                                     for k, v in saved[section].items()})
     variant = variants.build(config)
-    ckpt = Checkpointer(workdir / "checkpoints", keep=3)
+    ckpt = Checkpointer(workdir / "checkpoints", read_only=True)
     params = ckpt.restore_params()["params"]
     ckpt.close()
     return variant, params

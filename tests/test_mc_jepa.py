@@ -19,8 +19,7 @@ from jepax.config import ConfigError, load_config
 from jepax.metrics import read_metrics
 from jepax.models import flow as flow_model
 from jepax.variants.mc_jepa import FLOW_TERMS, MCJEPA, variance_covariance, vicreg_terms
-from tests.helpers import ROOT, assert_trees_equal, compilation_cache, losses
-from tests.test_variant_contract import final_params
+from tests.helpers import ROOT, assert_resumes_bit_for_bit, compilation_cache, losses
 
 CONFIG = str(ROOT / "experiments" / "mc_jepa.py")
 
@@ -285,14 +284,7 @@ def test_tiny_trains_with_falling_loss_and_measures_flow_against_farneback(tiny_
 
 def test_tiny_resumes_bit_for_bit(tiny_run, tmp_path):
     ref_dir, _ = tiny_run
-    half = tiny(run_steps=15)
-    half.eval.evaluators = ()
-    assert train.run(half, tmp_path)["step"] == 15
-    with half.unlocked():
-        half.train.run_steps = 0
-    assert train.run(half, tmp_path)["step"] == 30
-    assert losses(tmp_path) == losses(ref_dir)
-    assert_trees_equal(final_params(tmp_path, 30), final_params(ref_dir, 30))
+    assert_resumes_bit_for_bit(tiny(), tmp_path, ref_dir, stop_at=15)
 
 
 def test_recorder_writes_the_table_with_unmeasured_runs_as_dashes(tiny_run, tmp_path):
