@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -40,6 +41,7 @@ from jepax.models.vit import Encoder, Predictor
 from jepax.variants.jepa import DTYPES, EncoderPredictorJEPA, validate_vit_model
 
 POSITIONS = ("gradient", "sincos", "anatomy")
+TARGET_NORMS = ("layer", "layer_batch")
 
 
 class BrainJEPA(EncoderPredictorJEPA):
@@ -86,6 +88,8 @@ class BrainJEPA(EncoderPredictorJEPA):
     def loss(self, params, target, batch, rng):
         del rng  # crops and masks come from the data pipeline
         pred, targets, h = self.predict(params, target, batch["bold"].astype(self.dtype), batch)
+        if self.config.model.target_norm == "layer_batch":
+            targets = _standardize_over_batch(targets, h, batch["target_idx"])
         valid = batch["target_valid"].astype(jnp.float32)
         per_token = optax.huber_loss(pred, targets, delta=1.0).mean(-1)  # smooth-L1, beta 1
         count = valid.sum(-1)
@@ -94,7 +98,10 @@ class BrainJEPA(EncoderPredictorJEPA):
         loss = (block_mean * has).sum() / jnp.maximum(has.sum(), 1.0)
         # Collapse monitors: how much the targets vary between inputs at one token position
         # (0: the target encoder ignores its input), and the spread of the predictions.
-        return loss, {"target_std": jnp.std(h, axis=0).mean(),
+        # target_shared: the share of the targets' energy in the one vector common to every
+        # token of every input (h is layer-normed, so each token's energy is the width).
+        shared = (h.mean(axis=(0, 1)) ** 2).sum() / h.shape[-1]
+        return loss, {"target_std": jnp.std(h, axis=0).mean(), "target_shared": shared,
                       "pred_std": _feature_std(pred.reshape(-1, pred.shape[-1]),
                                                valid.reshape(-1))}
 
@@ -119,6 +126,15 @@ class BrainJEPA(EncoderPredictorJEPA):
     def flops_per_step(self, global_batch: int) -> float:
         return self.jepa_flops(global_batch, self.grid[0] * self.grid[1], self.config.model.patch,
                                self.masks.num_targets)
+
+
+def _standardize_over_batch(targets, h, target_idx):
+    """Targets (B, M, T, D) standardized with the batch's mean and std of the layer-normed
+    features h (B, N, D) at their token: what every input shares at a token cannot be a target."""
+    mean = h.mean(axis=0)
+    inv_std = jax.lax.rsqrt(((h - mean) ** 2).mean(axis=0) + 1e-5)
+    idx = target_idx.reshape(-1)
+    return (targets - mean[idx].reshape(targets.shape)) * inv_std[idx].reshape(targets.shape)
 
 
 def _feature_std(x, weights=None):
@@ -192,6 +208,8 @@ def validate(config) -> None:
         raise ConfigError(f"data.frames={d.frames} is not divisible by model.patch={m.patch}")
     if m.patch_init not in ("fan_in", "official"):
         raise ConfigError(f"model.patch_init={m.patch_init!r}: use 'fan_in' or 'official'")
+    if m.target_norm not in TARGET_NORMS:
+        raise ConfigError(f"model.target_norm={m.target_norm!r}: use one of {TARGET_NORMS}")
     if m.positions not in POSITIONS:
         raise ConfigError(f"model.positions={m.positions!r}: use one of {POSITIONS}")
     if m.positions == "gradient" and not d.gradients and not 1 <= d.gradient_dims < d.rois:
