@@ -97,8 +97,8 @@ def get_config(arg=None):
         width=128, depth=4, heads=4, mlp_ratio=4.0,
         pred_width=64, pred_depth=2, pred_heads=2,
         positions="gradient",     # gradient | sincos | anatomy (the paper's ablations)
-        patch_init="fan_in",
-        target_norm="layer_batch",  # layer (the paper) | layer_batch (+ standardized over the batch)      # fan_in (std 1/sqrt(patch)) | official (std 0.02, the code)
+        patch_init="fan_in",      # fan_in (std 1/sqrt(patch)) | official (std 0.02, the code)
+        target_norm="layer_batch",  # layer (the paper) | layer_batch (then standardized over the batch)
         dtype="float32",
         attention="auto",
         remat=False,
