@@ -12,7 +12,7 @@ from flax import nnx
 
 from data_pipelines.pipeline import eval_arrays, train_dataset
 from jepax import train
-from jepax.config import load_config
+from jepax.config import ConfigError, load_config
 from jepax.evaluators.base import Row
 from jepax.evaluators.collapse import CollapseGuard, RepresentationCollapse
 from jepax.evaluators.fine_tune import FineTune, layer_scales
@@ -121,6 +121,8 @@ def test_batch_target_norm_removes_what_every_input_shares():
     np.testing.assert_allclose(
         _standardize_over_batch(jnp.asarray(gather(shared)), jnp.asarray(shared),
                                 jnp.asarray(idx)), targets, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ConfigError, match="target_norm='batch'.*layer_batch"):
+        BrainJEPA(tiny(model__target_norm="batch"))
 
 
 def test_fc_baseline_is_the_upper_triangle_of_each_windows_correlation():

@@ -12,9 +12,14 @@
 * objective: context encoder on the context tokens, EMA target encoder on all tokens (outputs
   layer-normed without parameters), narrow predictor; smooth-L1 over valid target tokens, each
   target block's mean averaged over the blocks (official: one concatenated list, its mean);
+  `model.target_norm='layer_batch'` then standardizes each (token, dimension) of the targets
+  over the batch: with the paper's LayerNorm alone the target encoder drifts towards one vector
+  shared by every token of every input (perfectly predictable, RankMe falling; see
+  docs/brain_jepa.md, "What collapses here");
 * collapse monitors in the metrics: `target_std`, the standard deviation across the batch of the
   normalized target features at each token position (0 when the target encoder ignores its
-  input), and `pred_std`, the spread of the predictions over valid target tokens; RankMe and the
+  input), `target_shared`, the share of their energy in the vector common to all tokens and
+  inputs, and `pred_std`, the spread of the predictions over valid target tokens; RankMe and the
   collapse guard are evaluators;
 * the patch projection starts at std 1/sqrt(patch) (`model.patch_init='fan_in'`), not the
   code's 0.02 (`'official'`): with 16-value patches the 0.02 init makes the content ~10x smaller
