@@ -18,9 +18,10 @@
   docs/brain_jepa.md, "What collapses here");
 * collapse monitors in the metrics: `target_std`, the standard deviation across the batch of the
   normalized target features at each token position (0 when the target encoder ignores its
-  input), `target_shared`, the share of their energy in the vector common to all tokens and
-  inputs, and `pred_std`, the spread of the predictions over valid target tokens; RankMe and the
-  collapse guard are evaluators;
+  input; `target_std_min` its minimum over features), `target_shared`, the share of their
+  energy in the vector common to all tokens and inputs, and `pred_std`, the spread of the
+  predictions over valid target tokens (jepax/variants/monitors.py); RankMe and the collapse
+  guard are evaluators;
 * the patch projection starts at std 1/sqrt(patch) (`model.patch_init='fan_in'`), not the
   code's 0.02 (`'official'`): with 16-value patches the 0.02 init makes the content ~10x smaller
   than the positions (RMS 0.05 vs 0.5 here) and the model learned the positions only.
@@ -44,6 +45,7 @@ from jepax.models.posemb import RoiTimePositions
 from jepax.models.tokenizers import RoiPatches
 from jepax.models.vit import Encoder, Predictor
 from jepax.variants.jepa import DTYPES, EncoderPredictorJEPA, validate_vit_model
+from jepax.variants.monitors import collapse_monitors
 
 POSITIONS = ("gradient", "sincos", "anatomy")
 TARGET_NORMS = ("layer", "layer_batch")
@@ -101,14 +103,11 @@ class BrainJEPA(EncoderPredictorJEPA):
         block_mean = (per_token * valid).sum(-1) / jnp.maximum(count, 1.0)
         has = (count > 0).astype(jnp.float32)
         loss = (block_mean * has).sum() / jnp.maximum(has.sum(), 1.0)
-        # Collapse monitors: how much the targets vary between inputs at one token position
-        # (0: the target encoder ignores its input), and the spread of the predictions.
-        # target_shared: the share of the targets' energy in the one vector common to every
-        # token of every input (h is layer-normed, so each token's energy is the width).
+        # Collapse monitors (jepax/variants/monitors.py), and target_shared: the share of the
+        # targets' energy in the one vector common to every token of every input (h is
+        # layer-normed, so each token's energy is the width).
         shared = (h.mean(axis=(0, 1)) ** 2).sum() / h.shape[-1]
-        return loss, {"target_std": jnp.std(h, axis=0).mean(), "target_shared": shared,
-                      "pred_std": _feature_std(pred.reshape(-1, pred.shape[-1]),
-                                               valid.reshape(-1))}
+        return loss, {**collapse_monitors(h, pred, valid), "target_shared": shared}
 
     # -- evaluation --------------------------------------------------------------------------
     def eval_example_fn(self):
@@ -140,15 +139,6 @@ def _standardize_over_batch(targets, h, target_idx):
     inv_std = jax.lax.rsqrt(((h - mean) ** 2).mean(axis=0) + 1e-5)
     idx = target_idx.reshape(-1)
     return (targets - mean[idx].reshape(targets.shape)) * inv_std[idx].reshape(targets.shape)
-
-
-def _feature_std(x, weights=None):
-    """Mean over dimensions of the standard deviation over rows (optionally weighted)."""
-    w = jnp.ones(x.shape[0], x.dtype) if weights is None else weights.astype(x.dtype)
-    total = jnp.maximum(w.sum(), 1.0)
-    mean = (x * w[:, None]).sum(0) / total
-    var = (((x - mean) ** 2) * w[:, None]).sum(0) / total
-    return jnp.sqrt(var).mean()
 
 
 def _crop_and_mask(example, rng, *, frames, rate, demean, masks):
