@@ -34,7 +34,9 @@ class WorldModelProbe(FeatureEvaluator):
         test = row.data(b["test_split"], b["test_examples"])
         x, xt = (np.asarray(d[b["outputs"]], np.float32).reshape(len(d[b["outputs"]]), -1)
                  for d in (train, test))
-        mean, std = x.mean(0), x.std(0) + 1e-6
+        # Features constant on the training split (blank pixels) are centred, not scaled up.
+        mean, std = x.mean(0), x.std(0)
+        std = np.where(std > 1e-3, std, 1.0)
         w = fit(jnp.asarray((x - mean) / std), jnp.asarray(train[b["label"]], jnp.float32),
                 jnp.asarray(train[b["valid"]]), steps=b["steps"], lr=b["lr"],
                 weight_decay=b["weight_decay"])
