@@ -183,7 +183,7 @@ def record_point_push(folder: Path, episodes: int, *, image_size: int = 32, seed
                       chunk: int = 64) -> Path:
     """Record `episodes` successful expert episodes of point pushing (tasks alternate push /
     reach) as .npz files in `folder`; each is cut at the step that solves its task. Seeds
-    whose expert fails are skipped (none did in 10,000 tried)."""
+    whose expert fails are skipped (none of the first 200 did)."""
     from data_pipelines import point_push
 
     kept, start = [], seed * 1_000_000
