@@ -14,7 +14,7 @@ from data_pipelines import demonstrations as demos
 from data_pipelines import point_push
 from data_pipelines.errors import DataError
 from jepax import evaluators, train
-from jepax.config import load_config
+from jepax.config import ConfigError, load_config
 from jepax.evaluators.base import Row
 from jepax.variants.act_jepa import ACTJEPA
 from tests.helpers import ROOT, compilation_cache, losses
@@ -99,6 +99,15 @@ def test_bad_demonstration_files_are_clear_errors(recorded, tmp_path):
              proprio=np.zeros((2, 4)), action=np.zeros((3, 2)))
     with pytest.raises(DataError, match="same number of steps"):
         demos.read_episodes(tmp_path)
+
+
+def test_files_without_a_simulator_refuse_the_closed_loop_evaluator_before_training(recorded):
+    config = tiny()
+    config.data.path = str(recorded)
+    with pytest.raises(ConfigError, match="no simulator.*evaluators"):
+        ACTJEPA(config)
+    config.eval.evaluators = ("world_model",)
+    assert ACTJEPA(config).demos.num_tasks == 2
 
 
 def test_action_chunks_and_future_states_align_with_the_recorded_trajectory(recorded):

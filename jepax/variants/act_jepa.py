@@ -44,6 +44,9 @@ class ACTJEPA(EncoderPredictorJEPA):
     def __init__(self, config):
         validate(config)
         self.config = config
+        if config.data.path and "closed_loop" in _selected_evaluator_types(config):
+            raise ConfigError(NO_SIMULATOR + "; leave it out: --config.eval.evaluators="
+                              "'(\"world_model\",\"rankme\")'")
         self.demos = demonstrations(config.data)
         m, d, demos = config.model, config.data, self.demos
         if demos.image_shape[0] % 2 ** len(m.channels) or demos.image_shape[0] != demos.image_shape[1]:
@@ -198,6 +201,16 @@ class ACTJEPA(EncoderPredictorJEPA):
                                                             m.mlp_ratio, outputs=k))
             total += target + 3 * predictor
         return total
+
+
+NO_SIMULATOR = ("the closed_loop evaluator rolls policies out in the point-pushing simulator "
+                "(data.path=''); demonstrations from files have no simulator here")
+
+
+def _selected_evaluator_types(config) -> set[str]:
+    names = config.eval.evaluators
+    names = list(config.evals) if names is None else names
+    return {config.evals[n]["type"] for n in names if n in config.evals}
 
 
 def masked_l1(pred, target, valid):
