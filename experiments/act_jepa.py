@@ -12,8 +12,9 @@ Data: by default the pure-JAX point-pushing task (data_pipelines/point_push.py: 
 to a goal, or reach the goal; 32x32 top-down camera; proprio = robot position and velocity)
 with 200 expert episodes recorded as .npz files on first use. ``--config.data.path`` reads your
 own demonstrations: a folder of .npz episodes, a robomimic-style .hdf5 file or a folder of
-ACT/ALOHA-style .hdf5 episodes (data_pipelines/demonstrations.py). Meta-World is not wired in
-(see docs/act_jepa.md).
+ACT/ALOHA-style .hdf5 episodes (data_pipelines/demonstrations.py);
+data_pipelines/metaworld_demos.py records Meta-World's scripted experts in that format (no
+closed-loop Meta-World evaluation yet; see docs/act_jepa.md).
 
 Differences from the paper, on purpose (docs/act_jepa.md has the full list): the environment
 is point pushing, not Meta-World's 15 tasks; a 3-layer CNN instead of a ResNet-18 backbone;

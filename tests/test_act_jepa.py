@@ -101,6 +101,18 @@ def test_bad_demonstration_files_are_clear_errors(recorded, tmp_path):
         demos.read_episodes(tmp_path)
 
 
+def test_metaworld_expert_episode_is_recorded_and_read_back(tmp_path):
+    from data_pipelines import metaworld_demos
+
+    folder = metaworld_demos.record(["reach-v3"], 1, tmp_path / "mw", image_size=32)
+    (episode,) = demos.read_episodes(folder)
+    assert episode.image.shape[1:] == (32, 32, 3) and episode.proprio.shape[1] == 4
+    assert episode.action.shape[1] == 4 and episode.task == 0 and 5 < len(episode) < 500
+    assert episode.image.std() > 10  # a rendered scene, not a blank frame
+    # The expert reached: the hand's last position differs from its first.
+    assert np.linalg.norm(episode.proprio[-1, :3] - episode.proprio[0, :3]) > 0.02
+
+
 def test_files_without_a_simulator_refuse_the_closed_loop_evaluator_before_training(recorded):
     config = tiny()
     config.data.path = str(recorded)
