@@ -20,7 +20,7 @@ from jepax import checkpoint, variants
 def frames(workdir: Path, seeds: np.ndarray, max_steps: int, execute: int):
     config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
     variant = variants.build(config)
-    ckpt = checkpoint.Checkpointer(workdir / "checkpoints", keep=3)
+    ckpt = checkpoint.Checkpointer(workdir / "checkpoints", read_only=True)
     state = ckpt.restore_params()
     ckpt.close()
     policy = variant.eval_params(state["params"], state["target"])

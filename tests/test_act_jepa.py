@@ -17,10 +17,11 @@ from jepax import evaluators, train
 from jepax.config import ConfigError, load_config
 from jepax.evaluators.base import Row
 from jepax.variants.act_jepa import ACTJEPA
-from tests.helpers import ROOT, compilation_cache, losses
-from tests.test_variant_contract import assert_trees_equal, final_params
+from tests.helpers import (ROOT, assert_resumes_bit_for_bit, assert_trees_equal, losses,
+                           saved_params)
 
 CONFIG = str(ROOT / "experiments" / "act_jepa.py")
+pytestmark = pytest.mark.usefixtures("shared_compiles")  # one compile per program
 
 
 # -- the environment -------------------------------------------------------------------------
@@ -246,12 +247,6 @@ def test_world_model_probe_recovers_a_linear_future_and_ignores_padding():
 
 
 # -- training --------------------------------------------------------------------------------
-@pytest.fixture(scope="module", autouse=True)
-def shared_compiles(tmp_path_factory):
-    with compilation_cache(tmp_path_factory.mktemp("xla_cache")):
-        yield
-
-
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("act_jepa")
@@ -268,25 +263,17 @@ def test_tiny_trains_with_falling_loss_and_evaluates_every_row(tiny_run):
         assert {"closed_loop_success", "closed_loop_push", "world_model_rmse"} <= set(rows[name])
     assert "closed_loop_success" not in rows["raw observation"]
     record = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])
-    assert {"action_l1", "jepa_l1", "target_std", "pred_std", "ema"} <= set(record)
+    assert {"action_l1", "jepa_l1", "target_std", "target_std_min", "pred_std", "ema"} <= set(record)
 
 
 def test_tiny_resumes_bit_for_bit(tiny_run, tmp_path):
     ref_dir, _ = tiny_run
-    half = tiny()
-    half.train.run_steps = 20
-    half.eval.evaluators = ()
-    assert train.run(half, tmp_path)["step"] == 20
-    with half.unlocked():
-        half.train.run_steps = 0
-    assert train.run(half, tmp_path)["step"] == 40
-    assert losses(tmp_path) == losses(ref_dir)
-    assert_trees_equal(final_params(tmp_path, 40), final_params(ref_dir, 40))
+    assert_resumes_bit_for_bit(tiny(), tmp_path, ref_dir, stop_at=20)
 
 
 def test_closed_loop_rollout_of_the_trained_policy_can_be_rendered(variant, tiny_run):
     workdir, _ = tiny_run
-    state = final_params(workdir, 40)
+    state = saved_params(workdir, 40)
     # The target holds an EMA of the encoder alone: same tree, lagging values.
     target, encoder = state["target"], state["params"]["encoder"]
     assert jax.tree.structure(target) == jax.tree.structure(encoder)

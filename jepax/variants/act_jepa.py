@@ -33,6 +33,7 @@ from jepax.models.functional import Functional
 from jepax.models.layers import ATTENTION_IMPLEMENTATIONS, DTYPES
 from jepax.models.policy import ObservationEncoder, QueryDecoder
 from jepax.variants.jepa import EncoderPredictorJEPA
+from jepax.variants.monitors import collapse_monitors, token_std
 
 
 class ACTJEPA(EncoderPredictorJEPA):
@@ -111,16 +112,15 @@ class ACTJEPA(EncoderPredictorJEPA):
         z = self.observe(encoder, batch).astype(jnp.float32)
         actions = self.decoder(params["decoder"], z).astype(jnp.float32)
         action_l1 = masked_l1(actions, batch["actions"], batch["action_valid"])
-        metrics = {"action_l1": action_l1, "context_std": z.std(0).mean()}
+        metrics = {"action_l1": action_l1, "context_std": token_std(z)}
         total = m.action_weight * action_l1
         if m.jepa_weight > 0:
             h = self.future_latents(target, batch["future"], batch["future_valid"])
             pred = self.predictor(params["predictor"], z).astype(jnp.float32)
             jepa_l1 = masked_l1(pred, h.astype(jnp.float32), batch["future_valid"])
             total = total + m.jepa_weight * jepa_l1
-            valid = batch["future_valid"][..., None]
-            metrics.update(jepa_l1=jepa_l1, target_std=_masked_std(h, valid),
-                           pred_std=_masked_std(pred, valid))
+            metrics.update(jepa_l1=jepa_l1,
+                           **collapse_monitors(h, pred, batch["future_valid"]))
         return total, metrics
 
     # -- evaluation ----------------------------------------------------------------------------
@@ -217,13 +217,6 @@ def masked_l1(pred, target, valid):
     """Mean |pred - target| over the valid steps (B, K) and every feature."""
     weights = valid[..., None].astype(jnp.float32)
     return (jnp.abs(pred - target) * weights).sum() / jnp.maximum(weights.sum() * pred.shape[-1], 1.0)
-
-
-def _masked_std(x, valid):
-    """Per-feature std over the valid tokens, averaged over features (near 0: collapsed)."""
-    w = valid.astype(jnp.float32) / jnp.maximum(valid.sum(), 1)
-    mean = (x * w).sum((0, 1))
-    return jnp.sqrt((((x - mean) ** 2) * w).sum((0, 1))).mean()
 
 
 def validate(config) -> None:
