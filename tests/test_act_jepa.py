@@ -228,6 +228,19 @@ def test_frozen_encoder_trains_only_the_heads(params, batch):
     assert any(np.asarray(g).any() for g in jax.tree.leaves(grads["decoder"]))
 
 
+class _EvalDataWithout:
+    """What the runner knows before training (jepax.evaluators.base.EvalData), minus a key."""
+
+    def __init__(self, missing):
+        self.missing = missing
+
+    def size(self, split):
+        return 200
+
+    def keys(self, split):
+        return {"features", "future", "future_valid"} - {self.missing}
+
+
 def test_world_model_probe_recovers_a_linear_future_and_ignores_padding():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(600, 8)).astype(np.float32)
@@ -241,6 +254,8 @@ def test_world_model_probe_recovers_a_linear_future_and_ignores_padding():
                                                     weight_decay=0.0))
     scores = probe.evaluate(Row("pretrained", lambda s, n: split[s]))
     assert scores["wm_rmse"] < 0.05 * future[valid].std(), scores
+    with pytest.raises(ConfigError, match="valid='future_valid'.*no such key"):
+        probe.check_data(_EvalDataWithout("future_valid"))
     split["train"]["features"] = rng.normal(size=(400, 8)).astype(np.float32)
     noise = probe.evaluate(Row("pretrained", lambda s, n: split[s]))
     assert noise["wm_rmse"] > 0.8 * future[valid].std(), noise

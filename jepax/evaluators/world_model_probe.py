@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jepax.config import ConfigError
 from jepax.evaluators.base import FeatureEvaluator, check
 
 
@@ -25,6 +26,16 @@ class WorldModelProbe(FeatureEvaluator):
         super().__init__(name, config_block)
         check(name, config_block, positive=("steps", "lr"), nonnegative=("weight_decay",))
         self.columns = (f"{name}_rmse",)
+
+    def check_data(self, data):
+        used = super().check_data(data)
+        for role in ("train", "test"):
+            split = self.block[f"{role}_split"]
+            if self.block["valid"] not in data.keys(split):
+                raise ConfigError(f"evals.{self.name}.valid={self.block['valid']!r}: the {split!r} "
+                                  f"examples have no such key (they have "
+                                  f"{sorted(data.keys(split))}); set --config.evals.{self.name}.valid")
+        return used
 
     def evaluate(self, row):
         b = self.block
