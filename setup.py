@@ -41,6 +41,9 @@ setup(
         "docs": ["mkdocs>=1.6,<2"],
         # Audio (A-JEPA): libsndfile reader (WAV/FLAC/MP3/OGG) and the soxr resampler.
         "audio": ["soundfile>=0.12,<1", "soxr>=0.3,<2"],
+        # Robot demonstrations (ACT-JEPA): robomimic / ACT HDF5 files, rollout GIFs, Meta-World's
+        # scripted experts (MuJoCo; CPU rendering needs Debian libosmesa6, see scripts/setup.sh).
+        "robotics": ["h5py>=3.10,<4", "pillow>=10", "metaworld>=3.1,<4"],
         "cuda13": ["jax[cuda13]>=0.10.2,<0.12"],
         "tpu": ["jax[tpu]>=0.10.2,<0.12"],
     },

@@ -37,6 +37,8 @@ EVALUATORS: dict[str, str | type] = {
     "resnet_probe": "jepax.evaluators.mlp_probe:ResNetProbe",
     "gbdt": "jepax.evaluators.gbdt:GBDT",
     "downstream": "jepax.evaluators.downstream:Downstream",
+    "closed_loop": "jepax.evaluators.closed_loop:ClosedLoop",
+    "world_model_probe": "jepax.evaluators.world_model_probe:WorldModelProbe",
 }
 
 
