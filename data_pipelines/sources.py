@@ -38,6 +38,7 @@ SOURCES: dict[str, str | Callable[[Any, str], Source]] = {
     "table": "data_pipelines.tables:table_source",
     "video_pairs": "data_pipelines.video:video_pairs_source",
     "audio": "data_pipelines.speech_tasks:audio_source",
+    "demonstrations": "data_pipelines.demonstrations:source",
 }
 
 

@@ -22,6 +22,7 @@ VARIANTS: dict[str, str | type] = {
     "t_jepa": "jepax.variants.t_jepa:TJEPA",
     "mc_jepa": "jepax.variants.mc_jepa:MCJEPA",
     "a_jepa": "jepax.variants.a_jepa:AJEPA",
+    "act_jepa": "jepax.variants.act_jepa:ACTJEPA",
 }
 
 
