@@ -29,6 +29,9 @@ SOURCES: dict[str, str | Callable[[Any, str], Source]] = {
     "procedural": "data_pipelines.images:procedural_source",
     "eeg": "data_pipelines.eeg:eeg_source",
     "table": "data_pipelines.tables:table_source",
+    "image_text": "data_pipelines.image_text:captioned_source",
+    "mvsa": "data_pipelines.image_text:mvsa_source",
+    "emoji_scenes": "data_pipelines.emoji_scenes:emoji_scenes_source",
 }
 
 

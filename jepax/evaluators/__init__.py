@@ -29,6 +29,7 @@ EVALUATORS: dict[str, str | type] = {
     "mlp_probe": "jepax.evaluators.mlp_probe:MLPProbe",
     "resnet_probe": "jepax.evaluators.mlp_probe:ResNetProbe",
     "gbdt": "jepax.evaluators.gbdt:GBDT",
+    "fusion_check": "jepax.evaluators.fusion_check:FusionCheck",
 }
 
 

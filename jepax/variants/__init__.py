@@ -16,6 +16,8 @@ VARIANTS: dict[str, str | type] = {
     "ijepa": "jepax.variants.ijepa:IJEPA",
     "s_jepa": "jepax.variants.s_jepa:SJEPA",
     "t_jepa": "jepax.variants.t_jepa:TJEPA",
+    "text_mlm": "jepax.variants.text_mlm:TextMLM",
+    "ti_jepa": "jepax.variants.ti_jepa:TIJEPA",
 }
 
 
