@@ -298,7 +298,9 @@ def _cache_root() -> Path:
 def ensure(data_config) -> Path:
     """The folder holding this config's emoji scenes, written first if it is not there yet."""
     g = data_config.generate
-    name = f"emoji_scenes-v{VERSION}-train{g.train}-test{g.test}-emoji{g.emoji}-seed{g.seed}"
+    size = data_config.image_size  # written at the size read: no resizing per example
+    name = (f"emoji_scenes-v{VERSION}-train{g.train}-test{g.test}-emoji{g.emoji}-seed{g.seed}"
+            f"-{size}px")
     root = Path(data_config.path) if data_config.path else _cache_root() / name
     if (root / "vocab.txt").is_file():
         return root
@@ -306,7 +308,7 @@ def ensure(data_config) -> Path:
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=root.name + ".", dir=root.parent))
     try:
-        generate(tmp, train=g.train, test=g.test, emoji=g.emoji, seed=g.seed)
+        generate(tmp, train=g.train, test=g.test, emoji=g.emoji, seed=g.seed, size=size)
         try:
             tmp.rename(root)
         except OSError:  # another process wrote it meanwhile

@@ -30,8 +30,8 @@ def get_config(arg=None):
                    attention="auto")
     c.data = data_section(read_images=False)
     c.mask = dict(ratio=0.15)
-    c.train.update(steps=1500, batch_size=128, checkpoint_every=500)
-    c.optim.update(lr=1e-3, start_lr=1e-4, warmup_steps=150, weight_decay=0.01,
+    c.train.update(steps=1000, batch_size=128, checkpoint_every=500)
+    c.optim.update(lr=1e-3, start_lr=1e-4, warmup_steps=100, weight_decay=0.01,
                    final_weight_decay=0.01)
     c.evals = dict(
         linear_probe=evaluators.block("linear_probe", train_examples=6000, test_examples=2000),

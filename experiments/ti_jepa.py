@@ -30,6 +30,12 @@ then TI-JEPA, then records this table), on a shared 2-core CPU:
     (not recorded yet)
     </results>
 
+The frozen image encoder (I-JEPA on the scenes' images; linear probe of the sentiment from the
+image alone):
+    <results:image_encoder>
+    (not recorded yet)
+    </results:image_encoder>
+
 The paper (MVSA, fine-tuned classifier; context, not comparable data): TI-JEPA-Large 76.75%
 accuracy / 74.62% F1 on MVSA-Single and 77.55% / 75.02% on MVSA-Multiple.
 
@@ -44,14 +50,19 @@ Commands:
     python -m jepax.main --config=experiments/ti_jepa.py:tiny --workdir=runs/ti_jepa_tiny
 """
 
+from pathlib import Path
+
 from data_pipelines.emoji_scenes import data_section
 from jepax import evaluators
-from jepax.config import base_config, finalize, parse_preset
+from jepax.config import base_config, finalize, load_config, parse_preset
 
 CHAIN = "runs/ti_jepa"
+IMAGE = dict(image_size=48, channels=3, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
 
 
 def get_config(arg=None):
+    if arg == "image_encoder":
+        return image_encoder_config()
     c = base_config()
     c.name = c.variant = "ti_jepa"
     c.model = dict(
@@ -68,15 +79,15 @@ def get_config(arg=None):
         width=96, depth=2, heads=4, mlp_ratio=4.0,
         pred_width=48, pred_depth=2, pred_heads=4, attention="auto",
     )
-    c.data = data_section(image_mean=(0.5, 0.5, 0.5), image_std=(0.25, 0.25, 0.25))
+    c.data = data_section(image_mean=IMAGE["mean"], image_std=IMAGE["std"])
     c.mask = dict(
         placement="after_encoder",  # after_encoder (official) | before_encoder
         num_targets=4, target_scale=(0.15, 0.2), target_aspect=(0.75, 1.5),
         context_scale=(0.85, 1.0), context_aspect=(1.0, 1.0), min_context=4,
         allow_overlap=False, official=False, context_capacity=None, target_capacity=None,
         pad_multiple=1)
-    c.train.update(steps=1500, batch_size=64, checkpoint_every=500)
-    c.optim.update(lr=5e-4, start_lr=5e-5, warmup_steps=150)
+    c.train.update(steps=1200, batch_size=64, checkpoint_every=400)
+    c.optim.update(lr=5e-4, start_lr=5e-5, warmup_steps=120)
     c.evals = dict(
         sentiment=evaluators.block("fusion_check", train_examples=6000, test_examples=2000),
         rankme=evaluators.block("rankme", examples=2000))
@@ -84,6 +95,25 @@ def get_config(arg=None):
     if preset:
         preset(c)
     return finalize(c)
+
+
+def image_encoder_config():
+    """`:image_encoder`: the I-JEPA run whose target encoder TI-JEPA freezes, i.e.
+    experiments/ijepa.py on the scenes' training images (48 px, patch 6: an 8 x 8 grid), with a
+    linear probe of the image-only sentiment."""
+    c = load_config(str(Path(__file__).with_name("ijepa.py")))
+    with c.unlocked():
+        c.name = "ti_jepa_image_encoder"
+        c.data.update(data_section(**IMAGE))
+        c.model.update(patch_size=6, width=96, depth=4, heads=4, pred_width=48, pred_depth=2,
+                       pred_heads=4)
+        c.train.update(steps=1200, batch_size=64, checkpoint_every=400)
+        c.optim.update(lr=5e-4, start_lr=5e-5, warmup_steps=120)
+        c.evals = dict(
+            linear_probe=evaluators.block("linear_probe", train_examples=6000,
+                                          test_examples=2000),
+            rankme=evaluators.block("rankme", examples=2000))
+    return c
 
 
 def _tiny(c):
