@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every CPU measurement of the speed issue in one script (about 9 minutes on 2 cores): the
+# Every CPU measurement in one script (about 12 minutes on 2 cores): the
 # cpu-tiny step against PyTorch eager, stage by stage and op by op, time to first step / recompiles, the data pipeline,
 # and the on-paper memory plan for large ViTs (checked against XLA's memory analysis).
 # JSON lines go to ${OUT:-benchmarks/results}/cpu.jsonl and the table in benchmarks/README.md
@@ -20,7 +20,10 @@ py=${PYTHON:-python}
   $py -m benchmarks.gemm
   $py -m benchmarks.memory_plan --check
   $py -m benchmarks.variants --run-steps=30 --config=experiments/ijepa.py \
-      --config=experiments/s_jepa.py --config=experiments/t_jepa.py
-  $py -m benchmarks.variants --config=experiments/s_jepa.py
+      --config=experiments/s_jepa.py --config=experiments/t_jepa.py \
+      --config=experiments/brain_jepa.py --config=experiments/a_jepa.py \
+      --config=experiments/point_jepa.py --config=experiments/jepa3d.py
+  $py -m benchmarks.point_tokenizer --config=experiments/point_jepa.py --config=experiments/jepa3d.py
+  $py -m benchmarks.sequence_models --config=experiments/copying.py
 } 2> "$out/cpu.stderr" | tee "$out/cpu.jsonl"
 $py -m benchmarks.table --results "$out"/*.jsonl --into=benchmarks/README.md

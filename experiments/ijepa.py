@@ -46,6 +46,9 @@ Commands:
 from jepax import evaluators
 from jepax.config import any_type, base_config, finalize, parse_preset
 
+# jepax.bench: the headline metric; the paper reports ImageNet, nothing comparable here.
+LEADERBOARD = {"metric": "linear_probe_acc", "paper": "n/a (paper: ImageNet-1k)"}
+
 
 def get_config(arg=None):
     c = base_config()

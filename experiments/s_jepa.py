@@ -71,6 +71,10 @@ Commands:
 from jepax import evaluators
 from jepax.config import any_type, base_config, finalize, parse_preset
 
+# jepax.bench: motor-imagery accuracy of the post-local probe vs CSP + LDA on the same trials.
+LEADERBOARD = {"metric": "mi_post_local_probe", "baseline_metric": "mi_classical",
+               "paper": "n/a (simulated EEG here)"}
+
 
 def get_config(arg=None):
     c = base_config()

@@ -64,10 +64,22 @@ The default config on breast_cancer (569 rows, 30 numerical features, 2 classes;
 (`--config.data.table=breast_cancer --config.train.batch_size=128 --config.train.steps=400
 --config.optim.warmup_steps=15`, about 110 epochs), recorded with `--tag=breast_cancer`:
     <results:breast_cancer>
-    (not yet measured: the shared machine's heavy-run lock was held by other 30-minute runs for
-    the rest of the session that produced the diamonds table; run the command above under
-    `flock /work/locks/heavy` and record it)
+    | outputs (step 400) | MLP acc | ResNet acc | GBDT acc | RankMe |
+    | --- | --- | --- | --- | --- |
+    | pretrained | 0.956 +- 0.007 | 0.953 +- 0.017 |  | 1.4 |
+    | random init | 0.953 +- 0.008 | 0.947 +- 0.012 |  | 1.4 |
+    | raw features | 0.930 +- 0.014 | 0.947 +- 0.000 | 0.936 +- 0.004 | 10.6 |
+
+    400 steps of batch 128 in 6.7 min of training on x86_64 (AMD EPYC, 2 cores); evaluation: mlp on all train_examples, all test_examples; resnet on all train_examples, all test_examples; gbdt on all train_examples, all test_examples; rankme on at most 10000 examples.
     </results:breast_cancer>
+
+Reading it (breast_cancer): again no measurable gain from pretraining. The pretrained embedding
+scores 0.956 +- 0.007 (MLP) against 0.953 +- 0.008 for the same encoder untrained, a difference
+inside one standard deviation over seeds on a 114-row test set (one row is 0.009). Both
+embeddings edge out the MLP on the raw features (0.930) and trees (0.936); the ResNet on raw
+features (0.947) is as good as either embedding. RankMe stays at 1.4 of 640 for both encoders:
+the same per-feature constants dominate the embedding as on diamonds. The machine was shared
+(load average ~15 during the run); RankMe used all 455 training rows.
 
 The paper's numbers on its datasets (context only; different data: its Table 1, MLP and ResNet
 on raw features vs on T-JEPA embeddings, accuracy except CA = RMSE of the standardized target):

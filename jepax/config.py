@@ -31,7 +31,7 @@ def base_config() -> ml_collections.ConfigDict:
         checkpoint_every=200,
         keep_checkpoints=3,
         async_checkpoints=True,
-        init_from="",            # another run's workdir: start from its encoder weights
+        init_from="",            # another run's workdir, or a published .pth file (jepax.convert)
         nan_policy="stop",       # stop | rollback (restore last checkpoint, skip the batch)
         max_rollbacks=3,
         run_steps=0,             # stop this invocation after this many steps (0: run to the end)

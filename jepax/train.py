@@ -19,8 +19,8 @@ import jax
 
 from data_pipelines.errors import DataError
 from data_pipelines.pipeline import prefetch_to_device, train_dataset
-from jepax import checkpoint, config as config_lib, cpu_devices, distributed, experiment, flops
-from jepax import preemption, sharding
+from jepax import checkpoint, config as config_lib, convert, cpu_devices, distributed, experiment
+from jepax import flops, preemption, sharding
 from jepax.evaluators.runner import EvalRunner
 from jepax.lock import exclusive
 from jepax.metrics import MetricsWriter
@@ -115,17 +115,32 @@ def _init_from_checkpoint(path: str) -> checkpoint.Checkpointer:
     return ckpt
 
 
-def _check_init_from(path: str, abstract, transfer_paths: tuple[str, ...]) -> None:
-    """Before anything is trained: the parts to transfer exist in train.init_from's latest
-    checkpoint with this run's shapes (read from its metadata)."""
+def _saved_parts(path: str, variant, shapes_only: bool = False) -> dict:
+    """{'params': ..., 'target': ...} saved by the source train.init_from names: another run's
+    workdir (its latest checkpoint; with `shapes_only`, just its metadata) or a published
+    PyTorch checkpoint file, converted (jepax.convert)."""
+    if convert.is_checkpoint_file(path):
+        return convert.convert_file(path, variant)
+    if Path(path).is_file():
+        raise config_lib.ConfigError(
+            f"train.init_from={path} is a file jepax cannot read; pass a run's --workdir or a "
+            f"PyTorch checkpoint ({', '.join(convert.TORCH_SUFFIXES)})")
     ckpt = _init_from_checkpoint(path)
     try:
-        saved = ckpt.manager.item_metadata(ckpt.latest_step())["state"]
+        if shapes_only:
+            return ckpt.manager.item_metadata(ckpt.latest_step())["state"]
+        return ckpt.restore_params()
     finally:
         ckpt.close()
+
+
+def _check_init_from(path: str, abstract, variant) -> None:
+    """Before anything is trained: the parts to transfer exist in train.init_from with this
+    run's shapes."""
+    saved = _saved_parts(path, variant, shapes_only=True)
     ours = {"params": abstract.params, "target": abstract.target}
     problems = []
-    for part in transfer_paths:
+    for part in variant.transfer_paths:
         try:
             theirs = _by_path(path_get(saved, part))
         except (KeyError, TypeError):
@@ -142,16 +157,12 @@ def _check_init_from(path: str, abstract, transfer_paths: tuple[str, ...]) -> No
             f"({'; '.join(problems[:3])}); use the same model.* settings")
 
 
-def _load_init_from(path: str, state, transfer_paths: tuple[str, ...]):
+def _load_init_from(path: str, state, variant):
     """`state` with the parts the variant transfers (e.g. params/encoder and target) taken from
-    another run's latest checkpoint (checked by _check_init_from)."""
-    ckpt = _init_from_checkpoint(path)
-    try:
-        saved = ckpt.restore_params()
-    finally:
-        ckpt.close()
+    train.init_from (checked by _check_init_from)."""
+    saved = _saved_parts(path, variant)
     ours = {"params": state.params, "target": state.target}
-    for part in transfer_paths:
+    for part in variant.transfer_paths:
         theirs = _by_path(path_get(saved, part))
         flat, treedef = jax.tree_util.tree_flatten_with_path(path_get(ours, part))
         loaded = treedef.unflatten([
@@ -203,7 +214,7 @@ def _run(config, workdir, guard: PreemptionGuard) -> dict[str, Any]:
     setup = experiment.build(config)
     loop = _Loop(config, workdir, setup, guard)  # checks the data and evaluators; writes nothing
     if config.train.init_from:
-        _check_init_from(config.train.init_from, setup.abstract, setup.variant.transfer_paths)
+        _check_init_from(config.train.init_from, setup.abstract, setup.variant)
     if guard.requested:  # arrived while the above was checked: nothing is written yet
         log.warning("stopped by %s before the run started: nothing was written", guard.requested)
         return {"workdir": str(workdir), "eval": {}, "preempted": True,
@@ -288,8 +299,7 @@ class _Loop:
         self.state = init()
         self.step = 0
         if self.config.train.init_from:
-            self.state = _load_init_from(self.config.train.init_from, self.state,
-                                         self.variant.transfer_paths)
+            self.state = _load_init_from(self.config.train.init_from, self.state, self.variant)
             log.info("initialized %s from %s", ", ".join(self.variant.transfer_paths),
                      self.config.train.init_from)
         checkpoint.save_run_config(self.workdir, self.config.to_json(indent=2))

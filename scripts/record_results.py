@@ -19,25 +19,34 @@ from jepax.metrics import read_metrics
 
 # Display name and format of known metrics, in table order; other metrics follow as they are.
 COLUMNS = {"linear_probe_acc": ("linear probe acc", ".3f"), "knn_acc": ("k-NN acc", ".3f"),
+           "svm_acc": ("linear SVM acc", ".3f"), "few_shot_acc": ("few-shot acc", ".3f"),
+           "retrieval_top1": ("retrieval top-1", ".3f"), "retrieval_mrr": ("retrieval MRR", ".3f"),
            "mlp_acc": ("MLP acc", ".3f"), "resnet_acc": ("ResNet acc", ".3f"),
            "gbdt_acc": ("GBDT acc", ".3f"), "mlp_rmse": ("MLP RMSE", ".3f"),
            "resnet_rmse": ("ResNet RMSE", ".3f"), "gbdt_rmse": ("GBDT RMSE", ".3f"),
            "rankme": ("RankMe", ".1f")}
-HIDDEN = ("linear_probe_train_acc", "rankme_max")
+HIDDEN = ("rankme_max", "svm_seeds")  # and every *_train_acc (probes' fit on their training split)
 
 
-def table(workdir: Path) -> list[str]:
+def newest_eval(workdir: Path) -> dict:
+    """The run's newest results/eval_step*.json."""
     evals = sorted((workdir / "results").glob("eval_step*.json"),
                    key=lambda p: int(re.findall(r"\d+", p.stem)[-1]))
     if not evals:
         raise SystemExit(f"no results/eval_step*.json in {workdir}: run the experiment first")
-    result = json.loads(evals[-1].read_text())
+    return json.loads(evals[-1].read_text())
+
+
+def table(workdir: Path) -> list[str]:
+    result = newest_eval(workdir)
     train_s = sum(r["step_s"] for r in read_metrics(workdir))
     config = json.loads((workdir / "config.json").read_text())
     rows = {name: row for name, row in result.items() if name != "step"}
     metrics = [k for k in COLUMNS if any(k in r for r in rows.values())]
     stds = {k for r in rows.values() for k in r if k.endswith("_std") and k[:-4] in r}
-    metrics += sorted({k for r in rows.values() for k in r} - set(metrics) - set(HIDDEN) - stds)
+    train_accs = {k for r in rows.values() for k in r if k.endswith("_train_acc")}
+    metrics += sorted({k for r in rows.values() for k in r} - set(metrics) - set(HIDDEN) - stds
+                      - train_accs)
     label = lambda k: COLUMNS.get(k, (k, ".3f"))
 
     def cell(row, k):  # "mean +- std" where the evaluator reports a spread over seeds
@@ -51,7 +60,7 @@ def table(workdir: Path) -> list[str]:
     for name, row in rows.items():
         lines.append(f"| {name} | " + " | ".join(cell(row, k) for k in metrics) + " |")
     lines.append("")
-    count = lambda n: "all" if n is None else n
+    count = lambda n: "all" if n is None else f"at most {n}"  # a cap: small splits give fewer
     sizes = "; ".join(f"{name} on {', '.join(f'{count(b[k])} {k}' for k in b if k.endswith('examples'))}"
                       for name, b in config.get("evals", {}).items())
     lines.append(f"{result['step']} steps of batch {config['train']['batch_size']} in "

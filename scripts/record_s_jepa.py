@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from record_results import cpu_name, write_between_markers  # noqa: E402
+from record_results import cpu_name, newest_eval, write_between_markers  # noqa: E402
 
 from jepax.metrics import read_metrics  # noqa: E402
 
@@ -26,16 +25,8 @@ TASKS = {"mi": "MI accuracy", "erp": "ERP ROC-AUC"}
 ROWS = ("pretrained", "random init")
 
 
-def newest_results(workdir: Path) -> dict:
-    evals = sorted((workdir / "results").glob("eval_step*.json"),
-                   key=lambda p: int(re.findall(r"\d+", p.stem)[-1]))
-    if not evals:
-        raise SystemExit(f"no results/eval_step*.json in {workdir}: run the experiment first")
-    return json.loads(evals[-1].read_text())
-
-
 def table(workdir: Path) -> list[str]:
-    result = newest_results(workdir)
+    result = newest_eval(workdir)
     classical = next((v for k, v in result.items() if k.startswith("classical")), {})
     fmt = lambda row, key: f"{row[key]:.3f}" if isinstance(row.get(key), (int, float)) else "-"
     header = "| head, training | " + " | ".join(f"{TASKS[t]}: {r}" for t in TASKS for r in ROWS)
@@ -66,7 +57,7 @@ def plot(workdir: Path, paths: list[Path]) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    result = newest_results(workdir)
+    result = newest_eval(workdir)
     classical = next((v for k, v in result.items() if k.startswith("classical")), {})
     fig, axes = plt.subplots(1, len(TASKS), figsize=(11, 3.8))
     labels = [f"{h.replace('_', '-')}\n{MODES[m]}" for h in HEADS for m in MODES]

@@ -118,3 +118,18 @@ def test_variant_benchmark_measures_any_experiment_config():
     what = [row[0] for row in table.rows([out])]
     assert what == ["ijepa (experiments/ijepa.py:tiny, batch 32): step, throughput, analytic FLOPs",
                     "ijepa (experiments/ijepa.py:tiny, batch 32): data pipeline vs step"]
+
+
+def test_sequence_records_get_their_own_rows_not_the_image_loader_row():
+    """The copying study's step records carry loader_batches_per_s too; they must not be read as
+    the I-JEPA loader record (which needs batch_size)."""
+    step = {"benchmark": "sequence_step", "model": "mamba", "params": 213163, "batch": 32,
+            "tokens_per_example": 63, "tokens_per_s": 8318.7, "gflop_per_s": 11.2,
+            "loader_batches_per_s": 105.4, "loader_headroom": 25.4}
+    scan = {"benchmark": "ssm_scan", "length": 63, "channels": 192, "state": 16,
+            "associative_forward_backward_ms": 202.4, "sequential_forward_backward_ms": 83.7,
+            "max_abs_difference": 0.0}
+    (what, value, _), (scan_what, scan_value, _) = table.rows([step, scan])
+    assert what.startswith("copying study, mamba (213,163 parameters")
+    assert value == "8,319 tokens/s, 11.2 GFLOP/s, loader 25.4x the step rate"
+    assert "associative 202 ms vs sequential 84 ms" in scan_value and "length 63" in scan_what

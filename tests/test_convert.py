@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from jepax import train
+from jepax.config import ConfigError
 from jepax.convert import ConvertError, convert_file
 from jepax.variants.ijepa import IJEPA
 from tests import official_ijepa as official
-from tests.helpers import small_ijepa
+from tests.helpers import saved_params, small_ijepa
 
 DEPTH, PRED_DEPTH = 2, 2
 
@@ -93,3 +95,25 @@ def test_unreadable_file_is_a_clear_error(tmp_path):
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(ConvertError, match="not a readable PyTorch checkpoint"):
         convert_file(path, variant())
+
+
+def test_init_from_a_published_file_starts_training_from_its_weights(tmp_path):
+    enc, target, pred = official_modules()
+    path = save(tmp_path / "IN1K.pth.tar", enc, target, pred)
+    config = small_ijepa(model__depth=DEPTH, model__pred_depth=PRED_DEPTH,
+                         train__init_from=str(path), train__run_steps=1)
+    train.run(config, tmp_path / "run")
+    ours = saved_params(tmp_path / "run", 1)["target"]["transformer"]["blocks"]["0"]["mlp"]
+    official = target.blocks[0].mlp.fc1.weight.detach().numpy().T
+    # one EMA step near 0.996 keeps the loaded target within 1% of the file's weights
+    assert np.abs(ours["fc1"]["kernel"] - official).max() < 0.01 * np.abs(official).max()
+    with pytest.raises(ConvertError, match="more than 1 blocks"):  # before any training
+        train.run(small_ijepa(train__init_from=str(path)), tmp_path / "shallow")
+    assert not (tmp_path / "shallow" / "checkpoints").exists()
+
+
+def test_init_from_a_file_of_another_kind_is_a_clear_error(tmp_path):
+    path = tmp_path / "weights.npz"
+    path.write_bytes(b"numpy")
+    with pytest.raises(ConfigError, match=r"is a file jepax cannot read; pass a run's --workdir"):
+        train.run(small_ijepa(train__init_from=str(path)), tmp_path / "run")

@@ -277,3 +277,38 @@ def test_tiny_trains_with_falling_loss_and_resumes_exactly(tmp_path):
     assert train.run(half, tmp_path / "halves")["step"] == 12
     assert losses(tmp_path / "halves") == curve
     assert_trees_equal(final_params(tmp_path / "halves", 12), final_params(tmp_path / "full", 12))
+
+
+# -- published weights --------------------------------------------------------------------------
+def test_braindecode_checkpoint_file_converts_to_the_same_encoder_outputs(tmp_path):
+    import torch
+
+    from jepax.convert import ConvertError, convert_file
+    from jepax.variants.s_jepa import SJEPA
+
+    c = tiny_config(tmp_path)
+    c.model.update(depth=1, ff=2048, pred_depth=1)  # braindecode's fixed feed-forward size
+    variant = SJEPA(c)
+    bd = braindecode_reference.signal_jepa_module()
+    chs = [{"ch_name": n, "loc": list(p)} for n, p in zip(variant.channels, variant.positions)]
+    torch.manual_seed(0)
+    reference = bd.SignalJEPA(chs_info=chs, n_times=c.data.window, sfreq=128,
+                              transformer__num_encoder_layers=1,
+                              transformer__num_decoder_layers=1).eval()
+    path = tmp_path / "signal_jepa.pth"
+    torch.save(reference.state_dict(), path)
+    converted = convert_file(path, variant)
+    x = np.random.default_rng(0).normal(0, 20, (2, len(chs), c.data.window)).astype(np.float32)
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(x)).numpy()
+    for encoder in (converted["params"]["encoder"], converted["target"]):
+        np.testing.assert_allclose(np.asarray(model.contextual_features(encoder, jnp.asarray(x))),
+                                   expected, atol=2e-5, rtol=1e-4)
+    deeper = bd.SignalJEPA(chs_info=chs, n_times=c.data.window, sfreq=128,
+                           transformer__num_encoder_layers=2, transformer__num_decoder_layers=1)
+    torch.save(deeper.state_dict(), path)
+    with pytest.raises(ConvertError, match=r"encoder\['transformer'\].*in the file, none here"):
+        convert_file(path, variant)
+    torch.save({**reference.state_dict(), "classifier.weight": torch.zeros(2, 3)}, path)
+    with pytest.raises(ConvertError, match="unexpected classifier.weight"):
+        convert_file(path, variant)

@@ -23,7 +23,7 @@ from jepax.models.functional import Functional
 from jepax.models.posemb import sincos_1d
 from jepax.models.tokenizers import FeatureTokenizer
 from jepax.variants.t_jepa import TJEPA
-from tests.helpers import ROOT, losses
+from tests.helpers import ROOT, compilation_cache, losses
 from tests.test_variant_contract import assert_trees_equal, final_params
 
 CONFIG = str(ROOT / "experiments" / "t_jepa.py")
@@ -271,6 +271,13 @@ def tiny(**train_overrides):
     c.evals.gbdt.max_iter = 20
     c.eval.evaluators = ("mlp", "gbdt", "rankme")
     return c
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shared_compiles(tmp_path_factory):
+    """The resume test's two runs load the tiny run's compiled step instead of compiling it."""
+    with compilation_cache(tmp_path_factory.mktemp("xla_cache")):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -27,10 +27,13 @@ signal_variant.register()
 
 
 def experiment_configs() -> dict[str, object]:
-    """variant name -> its experiment's :tiny config, for every experiment that trains one."""
+    """variant name -> its experiment's :tiny config, for every experiment that trains one (a
+    study's base run config, ``run``, counts)."""
     found = {}
     for path in sorted((ROOT / "experiments").glob("*.py")):
         config = load_config(f"{path}:tiny")
+        if "study" in config and "run" in config:
+            config = config.run
         if "variant" in config:
             found[config.variant] = config
     return found
@@ -203,7 +206,8 @@ def test_a_study_trains_its_networks_through_the_loop(tmp_path):
 GENERIC = ("jepax.train", "jepax.step", "jepax.state", "jepax.experiment", "jepax.checkpoint",
            "jepax.metrics", "jepax.evaluators", "jepax.evaluators.runner",
            "jepax.evaluators.base", "jepax.evaluators.report", "jepax.evaluators.linear_probe",
-           "jepax.evaluators.knn", "jepax.evaluators.rankme", "jepax.variants",
+           "jepax.evaluators.knn", "jepax.evaluators.rankme", "jepax.evaluators.regression_probe",
+           "jepax.evaluators.fine_tune", "jepax.evaluators.collapse", "jepax.variants",
            "jepax.variants.base", "data_pipelines.pipeline", "data_pipelines.sources")
 NEUTRAL_DATA = {"data_pipelines", "data_pipelines.pipeline", "data_pipelines.sources",
                 "data_pipelines.errors"}

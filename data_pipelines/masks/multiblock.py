@@ -115,6 +115,31 @@ def _round_up(x: int, multiple: int) -> int:
     return -(-x // multiple) * multiple
 
 
+def resolve_capacity(setting, exact_max: int, which: str, pad_multiple: int, sampled_counts) -> int:
+    """A list's fixed capacity: None = the exact maximum; 'auto' = the 99th percentile of
+    `sampled_counts()` (sizes drawn with seed 0); an int as given. Rounded up to pad_multiple,
+    never above the (rounded) exact maximum."""
+    if setting is None:
+        cap = exact_max
+    elif setting == "auto":
+        cap = min(exact_max, int(np.ceil(np.quantile(sampled_counts(), 0.99))))
+    else:
+        cap = int(setting)
+        if cap < 1:
+            raise MaskConfigError(f"mask.{which}_capacity={setting} must be positive, 'auto' or None")
+    return min(_round_up(max(cap, 1), pad_multiple), _round_up(exact_max, pad_multiple))
+
+
+def pack(idx: np.ndarray, capacity: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed-capacity (indices, valid): a random sorted subset if too long (a list with
+    duplicates may keep them), else the list as given, padded."""
+    if len(idx) > capacity:
+        idx = np.sort(idx[rng.choice(len(idx), capacity, replace=False)])
+    out = np.zeros(capacity, np.int32)
+    out[:len(idx)] = idx
+    return out, np.arange(capacity) < len(idx)
+
+
 class MultiBlockMasks:
     """Samples I-JEPA masks; call per example (jepax semantics) or per batch (official)."""
 
@@ -140,27 +165,18 @@ class MultiBlockMasks:
                 largest(s.context_scale, s.context_aspect))
 
     def _capacity(self, setting, exact_max: int, which: str) -> int:
-        if setting is None:
-            cap = exact_max
-        elif setting == "auto":
-            cap = self._auto_capacity(which, exact_max)
-        else:
-            cap = int(setting)
-            if cap < 1:
-                raise MaskConfigError(f"mask.{which}_capacity={setting} must be positive, "
-                                      "'auto' or None")
-        return min(_round_up(cap, self.spec.pad_multiple), _round_up(exact_max, self.spec.pad_multiple))
+        return resolve_capacity(setting, exact_max, which, self.spec.pad_multiple,
+                                lambda: self._sampled_counts(which))
 
-    def _auto_capacity(self, which: str, exact_max: int) -> int:
+    def _sampled_counts(self, which: str) -> list[int]:
         rng = np.random.default_rng(0)
         if self.spec.official:
             counts = []
             for _ in range(64):
                 sizes = self._official_sizes(rng, 64)
                 counts.extend(sizes[which])
-        else:
-            counts = [self._sample_blocks(rng)[1 if which == "context" else 2] for _ in range(4096)]
-        return min(exact_max, int(np.ceil(np.quantile(counts, 0.99))))
+            return counts
+        return [self._sample_blocks(rng)[1 if which == "context" else 2] for _ in range(4096)]
 
     # -- jepax semantics ---------------------------------------------------------------------
     def _random_block(self, rng, scale, aspect) -> np.ndarray:
@@ -191,22 +207,13 @@ class MultiBlockMasks:
     def __call__(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """One example's masks (jepax semantics)."""
         targets, _, _, context = self._sample_blocks(rng)
-        ctx_idx, ctx_valid = self._pack(np.flatnonzero(context), self.context_capacity, rng)
-        packed = [self._pack(np.flatnonzero(t), self.target_capacity, rng) for t in targets]
+        ctx_idx, ctx_valid = pack(np.flatnonzero(context), self.context_capacity, rng)
+        packed = [pack(np.flatnonzero(t), self.target_capacity, rng) for t in targets]
         return {
             "context_idx": ctx_idx, "context_valid": ctx_valid,
             "target_idx": np.stack([p[0] for p in packed]),
             "target_valid": np.stack([p[1] for p in packed]),
         }
-
-    @staticmethod
-    def _pack(idx: np.ndarray, capacity: int, rng) -> tuple[np.ndarray, np.ndarray]:
-        """Fixed-capacity (indices, valid): a random sorted subset if too long, else padded."""
-        if len(idx) > capacity:
-            idx = np.sort(rng.choice(idx, capacity, replace=False))
-        out = np.zeros(capacity, np.int32)
-        out[:len(idx)] = idx
-        return out, np.arange(capacity) < len(idx)
 
     # -- official semantics ------------------------------------------------------------------
     def _official_block(self, rng, size, acceptable=None) -> tuple[np.ndarray, np.ndarray]:
@@ -255,8 +262,8 @@ class MultiBlockMasks:
         drawn = self._official_sizes(rng, batch_size)
         keep_t = min(drawn["target"])
         keep_c = min(drawn["context"])
-        ctx = [self._pack(c[:keep_c], self.context_capacity, rng) for c in drawn["contexts"]]
-        tgt = [[self._pack(t[:keep_t], self.target_capacity, rng) for t in ts]
+        ctx = [pack(c[:keep_c], self.context_capacity, rng) for c in drawn["contexts"]]
+        tgt = [[pack(t[:keep_t], self.target_capacity, rng) for t in ts]
                for ts in drawn["targets"]]
         return {
             "context_idx": np.stack([c[0] for c in ctx]),

@@ -14,12 +14,14 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from jepax.config import ConfigError
 
 CONVERTERS = {
     "ijepa": "jepax.convert.ijepa:from_torch",
+    "s_jepa": "jepax.convert.s_jepa:from_torch",
 }
 TORCH_SUFFIXES = (".pth", ".pt", ".tar", ".bin", ".ckpt")
 
@@ -64,6 +66,19 @@ def convert_file(path: str | Path, variant) -> dict:
                            "workdir of a jepax run instead")
     module, _, function = CONVERTERS[name].partition(":")
     return getattr(importlib.import_module(module), function)(read_torch(path), variant)
+
+
+def check_shapes(converted, expected, where: str) -> None:
+    """Every array of `expected` (a tree of shapes) is in `converted` with that shape."""
+    flat = lambda tree: {jax.tree_util.keystr(p): v.shape for p, v in
+                         jax.tree_util.tree_flatten_with_path(tree)[0]}
+    have, want = flat(converted), flat(expected)
+    problems = [f"{where}{k}: {have.get(k, 'missing')} in the file, {want.get(k, 'none')} here"
+                for k in sorted(have.keys() | want.keys()) if have.get(k) != want.get(k)]
+    if problems:
+        raise ConvertError(f"the checkpoint does not fit this model ({len(problems)} problems): "
+                           f"{'; '.join(problems[:6])}. Set model.* (and the montage) to the "
+                           "checkpoint's")
 
 
 class StateDict:

@@ -25,11 +25,19 @@ EVALUATORS: dict[str, str | type] = {
     "linear_probe": "jepax.evaluators.linear_probe:LinearProbe",
     "knn": "jepax.evaluators.knn:KNN",
     "rankme": "jepax.evaluators.rankme:RankMe",
+    "regression_probe": "jepax.evaluators.regression_probe:RegressionProbe",
+    "fine_tune": "jepax.evaluators.fine_tune:FineTune",
+    "collapse": "jepax.evaluators.collapse:CollapseGuard",
+    "linear_svm": "jepax.evaluators.linear_svm:LinearSVM",
+    "few_shot": "jepax.evaluators.few_shot:FewShot",
+    "retrieval": "jepax.evaluators.retrieval:Retrieval",
+    "exact_match": "jepax.evaluators.exact_match:ExactMatch",
     "eeg_downstream": "jepax.evaluators.eeg_downstream:EEGDownstream",
     "mlp_probe": "jepax.evaluators.mlp_probe:MLPProbe",
     "resnet_probe": "jepax.evaluators.mlp_probe:ResNetProbe",
     "gbdt": "jepax.evaluators.gbdt:GBDT",
     "fusion_check": "jepax.evaluators.fusion_check:FusionCheck",
+    "downstream": "jepax.evaluators.downstream:Downstream",
 }
 
 

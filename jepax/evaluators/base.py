@@ -22,14 +22,16 @@ log = logging.getLogger("jepax")
 
 
 class Row:
-    """`params`: the row's evaluated parameters (the variant's eval_params), for evaluators that
-    train on top of the model (fine-tuning); None for model-free baselines."""
+    """`params`: the row's evaluated parameters (the variant's eval_params) and `variant` the
+    variant that reads them, for evaluators that train on top of the model (fine-tuning); both
+    None for model-free baselines."""
 
     def __init__(self, name: str, data: Callable[[str, int | None], dict[str, np.ndarray]],
-                 params: Any = None):
+                 params: Any = None, variant: Any = None):
         self.name = name
         self._data = data
         self.params = params
+        self.variant = variant
 
     def data(self, split: str, examples: int | None) -> dict[str, np.ndarray]:
         return self._data(split, examples)

@@ -13,7 +13,10 @@ from jepax.evaluators.base import FeatureEvaluator, check
 
 
 class LinearProbe(FeatureEvaluator):
-    """Linear probe on frozen outputs: test accuracy (and train accuracy, to see overfitting)."""
+    """Linear probe on frozen outputs: test accuracy (and train accuracy, to see overfitting).
+
+    Metrics are named after the block: `<name>_acc` (`linear_probe_acc` for the usual block
+    name), so several probe blocks (tasks, window lengths) can share one results table."""
 
     DEFAULTS = {**FeatureEvaluator.DEFAULTS, "steps": 500, "weight_decay": 1e-4}
     columns = ("linear_probe_acc",)
@@ -21,13 +24,16 @@ class LinearProbe(FeatureEvaluator):
     def __init__(self, name, config_block):
         super().__init__(name, config_block)
         check(name, config_block, positive=("steps",), nonnegative=("weight_decay",))
+        self.columns = (f"{name}_acc",)
 
     def evaluate(self, row):
         data = self.split_data(row)
         if data is None:
             return {}
-        return linear_probe(*data, steps=self.block["steps"],
-                            weight_decay=self.block["weight_decay"])
+        res = linear_probe(*data, steps=self.block["steps"],
+                           weight_decay=self.block["weight_decay"])
+        return {f"{self.name}_train_acc": res["linear_probe_train_acc"],
+                f"{self.name}_acc": res["linear_probe_acc"]}
 
 
 def linear_probe(train_x, train_y, test_x, test_y, *, steps: int = 500,

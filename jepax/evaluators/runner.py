@@ -107,7 +107,7 @@ class EvalRunner:
                 cache[split, examples] = {**arrays, **outputs_of(arrays)}
             return cache[split, examples]
 
-        return Row(name, data, params)
+        return Row(name, data, params, self.variant if params is not None else None)
 
     def model_row(self, name: str, params) -> Row:
         return self._row(name, lambda arrays: self._extract(params, arrays), params)

@@ -13,6 +13,9 @@ from flax import nnx
 
 from jepax.sharding import constrain
 
+# Compute dtypes a config may name (model.dtype); parameters stay float32.
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
 # I-JEPA / timm init: truncated normal (std 0.02) weights, zero biases.
 WEIGHT_STD = 0.02
 
@@ -37,6 +40,14 @@ def layer_norm(dim: int, *, dtype, rngs: nnx.Rngs, eps: float = 1e-6) -> nnx.Lay
     return nnx.LayerNorm(dim, epsilon=eps, dtype=dtype, rngs=rngs,
                          scale_init=nnx.with_partitioning(nnx.initializers.ones_init(), ("norm",)),
                          bias_init=zeros("norm"))
+
+
+def normalize_features(x, eps=1e-5):
+    """Parameter-free LayerNorm over the last axis, eps as torch's F.layer_norm (JEPA targets
+    are normalized this way)."""
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) * jax.lax.rsqrt(var + eps)
 
 
 def gelu(x):

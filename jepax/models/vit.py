@@ -44,26 +44,39 @@ class Transformer(nnx.Module):
         return self.norm(x)
 
 
+def _positions(module, dim, grid):
+    """(N, dim) positions: the module's (e.g. learnable brain-gradient positions) or the fixed
+    sin-cos of the grid (a trace-time constant, not state)."""
+    return jnp.asarray(sincos_nd(dim, grid)) if module is None else module()
+
+
 class Encoder(nnx.Module):
-    """Tokenizer + fixed positional embedding + transformer. No class token."""
+    """Tokenizer + positional embedding (fixed sin-cos of the grid unless a `positions` module
+    gives them) + transformer. No class token."""
 
     def __init__(self, tokenizer: nnx.Module, grid: tuple[int, ...], *, dim, depth, heads,
-                 mlp_ratio, dtype, attention_impl, rngs, remat: bool = False):
+                 mlp_ratio, dtype, attention_impl, rngs, remat: bool = False,
+                 positions: nnx.Module | None = None):
         self.tokenizer = tokenizer
-        self.grid = tuple(grid)  # fixed sin-cos positions are trace-time constants, not state
+        self.grid = tuple(grid)
+        self.positions = positions
         self.dim = dim
         self.transformer = Transformer(dim, depth, heads, mlp_ratio, dtype=dtype,
                                        attention_impl=attention_impl, rngs=rngs, remat=remat)
 
-    def __call__(self, inputs, keep_idx=None, keep_valid=None):
-        """Encode all tokens, or only `keep_idx` (B, K) with validity `keep_valid` (B, K)."""
+    def __call__(self, inputs, keep_idx=None, keep_valid=None, replaced=None, replacement=None):
+        """Encode all tokens, or only `keep_idx` (B, K) with validity `keep_valid` (B, K).
+        `replaced` (B, N) bool with `replacement` (D,): those tokens' embeddings are replaced
+        (BERT / data2vec-style masking that keeps the sequence and its positions)."""
         tokens = self.tokenizer.split(inputs)
-        pos = jnp.asarray(sincos_nd(self.dim, self.grid))
+        pos = _positions(self.positions, self.dim, self.grid)
         if keep_idx is None:
             pos = pos[None]
         else:
             tokens, pos = gather_tokens(tokens, keep_idx), pos[keep_idx]
         x = self.tokenizer.embed(tokens)
+        if replaced is not None:
+            x = jnp.where(replaced[..., None], replacement.astype(x.dtype), x)
         x = constrain(x + pos.astype(x.dtype), ("batch", "seq", None))
         return self.transformer(x, keep_valid)
 
@@ -75,9 +88,12 @@ class Predictor(nnx.Module):
     positions]; all M blocks run as one batched call of size B * M."""
 
     def __init__(self, grid: tuple[int, ...], *, in_dim, dim, depth, heads, mlp_ratio, dtype,
-                 attention_impl, rngs, remat: bool = False, transformer: nnx.Module | None = None):
-        """`transformer`: another stack with the same call signature (x, key_mask, outputs)
+                 attention_impl, rngs, remat: bool = False, positions: nnx.Module | None = None,
+                 transformer: nnx.Module | None = None):
+        """`positions`: its own position embedding (Brain-JEPA: a separate gradient projection);
+        `transformer`: another stack with the same call signature (x, key_mask, outputs)
         instead of the pre-LN one (T-JEPA's post-LN stack)."""
+        self.positions = positions
         self.embed = nnx.Linear(in_dim, dim, dtype=dtype, kernel_init=dense_init("embed", None),
                                 bias_init=zeros(None), rngs=rngs)
         self.mask_token = nnx.Param(deferred_normal(None, std=WEIGHT_STD)(rngs.params(), (dim,)))
@@ -93,7 +109,7 @@ class Predictor(nnx.Module):
     def __call__(self, z, ctx_idx, ctx_valid, tgt_idx, tgt_valid):
         """z: (B, C, D_enc); ctx_*: (B, C); tgt_*: (B, M, T) -> (B, M, T, D_enc)."""
         b, m, t = tgt_idx.shape
-        pos = jnp.asarray(sincos_nd(self.dim, self.grid))
+        pos = _positions(self.positions, self.dim, self.grid)
         x = self.embed(z) + pos[ctx_idx].astype(z.dtype)
         queries = self.mask_token[...].astype(z.dtype) + pos[tgt_idx].astype(z.dtype)
         x = jnp.broadcast_to(x[:, None], (b, m) + x.shape[1:])

@@ -21,6 +21,8 @@ from jepax.config import ConfigError
 
 STUDIES: dict[str, str | Callable] = {
     "deep_linear": "jepax.studies.deep_linear",
+    "copying": "jepax.studies.copying",
+    "arithmetic": "jepax.studies.arithmetic",
 }
 
 

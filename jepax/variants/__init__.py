@@ -14,10 +14,15 @@ from jepax.config import ConfigError
 
 VARIANTS: dict[str, str | type] = {
     "ijepa": "jepax.variants.ijepa:IJEPA",
+    "brain_jepa": "jepax.variants.brain_jepa:BrainJEPA",
+    "point_jepa": "jepax.variants.point_jepa:PointJEPA",
+    "jepa3d": "jepax.variants.jepa3d:JEPA3D",
+    "sequence_lm": "jepax.variants.sequence_lm:SequenceLM",
     "s_jepa": "jepax.variants.s_jepa:SJEPA",
     "t_jepa": "jepax.variants.t_jepa:TJEPA",
     "text_mlm": "jepax.variants.text_mlm:TextMLM",
     "ti_jepa": "jepax.variants.ti_jepa:TIJEPA",
+    "a_jepa": "jepax.variants.a_jepa:AJEPA",
 }
 
 

@@ -1,12 +1,19 @@
 """What every encoder + predictor JEPA variant shares: parameters ``{"encoder", "predictor"}``
 built from two ``Functional`` modules, the target an EMA of the encoder, data from the sources
-registry by ``config.data``, evaluation on the EMA target encoder."""
+registry by ``config.data``, evaluation on the EMA target encoder; for I-JEPA-style variants
+(ViT encoder over a token grid, narrow predictor at masked token positions) also ``predict``,
+the three networks on one batch of index masks, and their analytic FLOPs."""
 
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 
 from data_pipelines import sources
+from jepax import flops
+from jepax.config import ConfigError
+from jepax.models.layers import ATTENTION_IMPLEMENTATIONS, DTYPES, normalize_features
+from jepax.models.vit import gather_tokens
 
 
 class EncoderPredictorJEPA:
@@ -37,3 +44,51 @@ class EncoderPredictorJEPA:
     def eval_params(params, target):
         """Downstream evaluation reads the frozen EMA target encoder, as the papers do."""
         return target
+
+    def predict(self, params, target, inputs, batch):
+        """(predictions, targets, h): the predictor's outputs and the layer-normed target
+        embeddings at batch['target_idx'] (both (B, M, T, D) float32), and the normalized
+        target features of every token (B, N, D). The target branch carries no gradient.
+        For ViT ``Encoder`` / ``Predictor`` modules (jepax/models/vit.py)."""
+        h = jax.lax.stop_gradient(self.encoder(target, inputs))
+        h = normalize_features(h.astype(jnp.float32))
+        b, m, t = batch["target_idx"].shape
+        targets = gather_tokens(h, batch["target_idx"].reshape(b, m * t)).reshape(b, m, t, -1)
+        z = self.encoder(params["encoder"], inputs, batch["context_idx"], batch["context_valid"])
+        pred = self.predictor(params["predictor"], z, batch["context_idx"], batch["context_valid"],
+                              batch["target_idx"], batch["target_valid"]).astype(jnp.float32)
+        return pred, targets, h
+
+    def jepa_flops(self, global_batch: int, tokens: int, patch_dim: int, num_targets: int) -> float:
+        """Analytic FLOPs of one ``predict`` step: target encoder forward on all `tokens`, context
+        encoder and predictor forward + backward (2x forward) at the masks' capacities. Reads
+        model.width, depth, mlp_ratio, pred_width, pred_depth and self.masks' capacities."""
+        m, b = self.config.model, global_batch
+        c, t = self.masks.context_capacity, self.masks.target_capacity
+        target_fwd = (flops.linear(b * tokens, patch_dim, m.width)
+                      + flops.transformer(b, tokens, m.width, m.depth, m.mlp_ratio))
+        context_fwd = (flops.linear(b * c, patch_dim, m.width)  # only the kept tokens
+                       + flops.transformer(b, c, m.width, m.depth, m.mlp_ratio))
+        pred_fwd = (flops.linear(b * c, m.width, m.pred_width)
+                    + flops.transformer(b * num_targets, c + t, m.pred_width, m.pred_depth,
+                                        m.mlp_ratio, outputs=t)
+                    + flops.linear(b * num_targets * t, m.pred_width, m.width))
+        return target_fwd + 3 * (context_fwd + pred_fwd)
+
+
+def validate_vit_model(m, patch_key: str = "patch_size") -> None:
+    """The model section of a ViT encoder + narrow ViT predictor with sin-cos-based positions
+    (sizes positive, widths divisible by their heads and by 4, a known attention and dtype)."""
+    for key in ("width", "depth", "heads", "pred_width", "pred_depth", "pred_heads", patch_key):
+        if m[key] <= 0:
+            raise ConfigError(f"model.{key}={m[key]} must be positive")
+    if m.width % m.heads or m.pred_width % m.pred_heads:
+        raise ConfigError(f"model widths ({m.width}, {m.pred_width}) must be divisible by their "
+                          f"heads ({m.heads}, {m.pred_heads})")
+    if m.attention not in ATTENTION_IMPLEMENTATIONS:
+        raise ConfigError(f"model.attention={m.attention!r}: use one of "
+                          f"{list(ATTENTION_IMPLEMENTATIONS)}")
+    if m.width % 4 or m.pred_width % 4:
+        raise ConfigError("sin-cos positions need model.width and model.pred_width divisible by 4")
+    if m.dtype not in DTYPES:
+        raise ConfigError(f"model.dtype={m.dtype!r}: use one of {sorted(DTYPES)}")

@@ -1,0 +1,88 @@
+"""Write A-JEPA's downstream table (spoken digits on held-out voices and phrase identification;
+linear probe and fine-tuning; pretrained vs the no-curriculum ablation vs random init vs MFCC +
+logistic regression) between `<results>` markers.
+
+    python scripts/record_a_jepa.py --workdir=runs/a_jepa --ablation=runs/a_jepa_no_curriculum \\
+        --into=experiments/a_jepa.py [--note="shared 2-core machine"]
+
+Reads the newest results/eval_step*.json of each run (written by the downstream and rankme
+evaluators); the ablation column is left out when --ablation is not given."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from record_results import cpu_name, write_between_markers  # noqa: E402
+from record_s_jepa import newest_results  # noqa: E402
+
+from jepax.metrics import read_metrics  # noqa: E402
+
+TASKS = {"digits": "spoken digits, held-out voices", "phrases": "Asterisk phrases, held-out speeds + noise",
+         "folder": "your folder"}
+MODES = {"probe": "linear probe", "finetune": "fine-tune"}
+BASELINE = "MFCC + logistic regression"
+
+
+def columns(run: dict, ablation: dict | None) -> dict[str, dict]:
+    out = {"A-JEPA": run.get("pretrained", {})}
+    if ablation is not None:
+        out["A-JEPA, random blocks only"] = ablation.get("pretrained", {})
+    out["random init"] = run.get("random init", {})
+    out[BASELINE] = run.get(BASELINE, {})
+    return out
+
+
+def table(workdir: Path, ablation_dir: Path | None, note: str) -> list[str]:
+    run = newest_results(workdir)
+    ablation = newest_results(ablation_dir) if ablation_dir else None
+    cols = columns(run, ablation)
+    fmt = lambda row, key, spec=".3f": (format(row[key], spec)
+                                        if isinstance(row.get(key), (int, float)) else "-")
+    lines = ["| accuracy | " + " | ".join(cols) + " |", "| --- |" + " --- |" * len(cols)]
+    for task, what in TASKS.items():
+        for mode, how in MODES.items():
+            key = f"{task}_{mode}_acc"
+            if any(key in row for row in cols.values()):
+                lines.append(f"| {what}: {how} | "
+                             + " | ".join(fmt(row, key) for row in cols.values()) + " |")
+    lines.append("| RankMe (test features) | "
+                 + " | ".join(fmt(row, "rankme", ".1f") for row in cols.values()) + " |")
+    lines.append("")
+    config = json.loads((workdir / "config.json").read_text())
+    minutes = sum(r["step_s"] for r in read_metrics(workdir)) / 60
+    lines.append(f"{run['step']} steps of batch {config['train']['batch_size']} "
+                 f"({minutes:.1f} min of training) on {cpu_name()}"
+                 + (f"; {note}" if note else "") + ".")
+    if ablation is not None:
+        other = json.loads((ablation_dir / "config.json").read_text())
+        differs = sorted(k for k in _flat(config).keys() | _flat(other).keys()
+                         if _flat(config).get(k) != _flat(other).get(k) and k != "name")
+        lines.append(f"Ablation column: {ablation['step']} steps with mask.kind="
+                     f"{other['mask']['kind']!r}; settings that differ from the main run: "
+                     f"{', '.join(differs) or 'none'}.")
+    return lines
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in tree.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workdir", required=True, type=Path)
+    parser.add_argument("--ablation", type=Path, default=None)
+    parser.add_argument("--into", required=True, type=Path)
+    parser.add_argument("--note", default="", help="e.g. how the run differs from the default")
+    args = parser.parse_args()
+    write_between_markers(args.into, table(args.workdir, args.ablation, args.note))
+
+
+if __name__ == "__main__":
+    main()
