@@ -7,7 +7,7 @@
   excluded), optional element-wise gradient clamping (``grad_clip_value``, as T-JEPA's
   released code) and global-norm clipping (``grad_clip``);
 * frozen parameters (a variant's ``frozen``: top-level keys of its params, e.g. pretrained
-  encoders it builds on) are never changed: no decay, and their updates are set to zero.
+  encoders it builds on) are never changed: their updates, decay included, are set to zero.
 """
 
 from __future__ import annotations
@@ -47,29 +47,24 @@ def decay_mask(params):
     return jax.tree.map(lambda p: p.ndim > 1, params)
 
 
-def trainable_mask(frozen: tuple[str, ...]):
-    """params -> True for every parameter outside the top-level keys in `frozen`. (Written over
-    paths, not dict items, because optax also calls masks on a placeholder for the whole tree.)"""
+def frozen_mask(frozen: tuple[str, ...]):
+    """params -> True for every parameter under one of the top-level keys in `frozen`. (Written
+    over paths, not dict items, because optax also calls masks on a placeholder tree.)"""
     def mask(params):
         return jax.tree_util.tree_map_with_path(
-            lambda path, _: not (path and getattr(path[0], "key", None) in frozen), params)
+            lambda path, _: bool(path) and getattr(path[0], "key", None) in frozen, params)
     return mask
 
 
 def optimizer(optim_config, sched: Schedules,
               frozen: tuple[str, ...] = ()) -> optax.GradientTransformation:
     o = optim_config
-    trainable = trainable_mask(tuple(frozen))
-    decay = decay_mask if not frozen else (
-        lambda params: jax.tree.map(lambda d, t: d and t, decay_mask(params), trainable(params)))
     tx = optax.adamw(sched.lr, b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=sched.weight_decay,
-                     mask=decay)
+                     mask=decay_mask)
     if o.grad_clip > 0:
         tx = optax.chain(optax.clip_by_global_norm(o.grad_clip), tx)
     if o.grad_clip_value > 0:
         tx = optax.chain(optax.clip(o.grad_clip_value), tx)
-    if frozen:
-        tx = optax.chain(tx, optax.masked(optax.set_to_zero(),
-                                          lambda params: jax.tree.map(lambda t: not t,
-                                                                      trainable(params))))
+    if frozen:  # the whole update of a frozen parameter (gradient step and decay) is zeroed
+        tx = optax.chain(tx, optax.masked(optax.set_to_zero(), frozen_mask(tuple(frozen))))
     return tx

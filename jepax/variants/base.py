@@ -20,7 +20,7 @@ and of one evaluation::
          baselines() give the same outputs from the raw input, without a model.
 
 Optional member: ``frozen``, a tuple of top-level keys of the params (e.g. pretrained encoders
-a variant builds on, as TI-JEPA's): jepax.optim never changes those parameters.
+a variant builds on): jepax.optim never changes those parameters.
 """
 
 from __future__ import annotations
