@@ -61,8 +61,8 @@ IMAGE = dict(image_size=48, channels=3, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0
 
 
 def get_config(arg=None):
-    if arg == "image_encoder":
-        return image_encoder_config()
+    if arg in ("image_encoder", "image_encoder_tiny"):
+        return image_encoder_config(tiny=arg.endswith("_tiny"))
     c = base_config()
     c.name = c.variant = "ti_jepa"
     c.model = dict(
@@ -97,10 +97,10 @@ def get_config(arg=None):
     return finalize(c)
 
 
-def image_encoder_config():
+def image_encoder_config(tiny: bool = False):
     """`:image_encoder`: the I-JEPA run whose target encoder TI-JEPA freezes, i.e.
     experiments/ijepa.py on the scenes' training images (48 px, patch 6: an 8 x 8 grid), with a
-    linear probe of the image-only sentiment."""
+    linear probe of the image-only sentiment. `:image_encoder_tiny`: seconds, for CI's chain."""
     c = load_config(str(Path(__file__).with_name("ijepa.py")))
     with c.unlocked():
         c.name = "ti_jepa_image_encoder"
@@ -113,6 +113,12 @@ def image_encoder_config():
             linear_probe=evaluators.block("linear_probe", train_examples=6000,
                                           test_examples=2000),
             rankme=evaluators.block("rankme", examples=2000))
+        if tiny:
+            c.data.generate.update(train=300, test=100, emoji=100)
+            c.model.update(width=32, depth=1, heads=2, pred_width=16, pred_depth=1, pred_heads=2)
+            c.train.update(steps=10, batch_size=16, log_every=5, checkpoint_every=10)
+            c.optim.update(warmup_steps=2)
+            c.eval.evaluators = ()
     return c
 
 

@@ -36,6 +36,7 @@ from data_pipelines.masks.multiblock import MultiBlockMasks, MultiBlockSpec
 from jepax import checkpoint, flops
 from jepax.config import ConfigError, load_config
 from jepax.models.functional import Functional
+from jepax.models.layers import normalize_features
 from jepax.models.text import Crosser, text_mask
 from jepax.models.vit import Predictor, gather_tokens
 from jepax.variants.ijepa import IJEPA
@@ -44,12 +45,6 @@ from jepax.variants.text_mlm import mean_over_words, text_encoder
 log = logging.getLogger("jepax")
 PLACEMENTS = ("after_encoder", "before_encoder")
 RANDOM = "random"
-
-
-def layer_norm(x, eps=1e-5):
-    """Parameter-free LayerNorm (torch's F.layer_norm, as the official code normalizes targets)."""
-    mean = x.mean(-1, keepdims=True)
-    return (x - mean) * jax.lax.rsqrt(((x - mean) ** 2).mean(-1, keepdims=True) + eps)
 
 
 # -- the frozen encoders ---------------------------------------------------------------------------
@@ -79,7 +74,7 @@ def image_encoder(config):
         ijepa_config, state = _saved_run(where, "image_encoder", "ijepa")
         ijepa = IJEPA(ijepa_config)
         weights = state["target"] if state.get("target") is not None else state["params"]["encoder"]
-        return ijepa, weights
+        return ijepa, shaped_like(ijepa.encoder, weights)
     ijepa_config = load_config(m.image_encoder_config)
     with ijepa_config.unlocked():
         ijepa_config.model.update(dict(m.image))
@@ -111,7 +106,22 @@ def text_encoder_of(config):
         return encoder, text_model, jax.device_get(
             jax.jit(encoder.init)(jax.random.key(m.frozen_seed + 1)))
     text_config, state = _saved_run(m.text_encoder, "text_encoder", "text_mlm")
-    return text_encoder(text_config.model), text_config.model, state["params"]["encoder"]
+    encoder = text_encoder(text_config.model)
+    return encoder, text_config.model, shaped_like(encoder, state["params"]["encoder"])
+
+
+def shaped_like(module: Functional, saved):
+    """Saved weights in the tree of ``module.init`` (a checkpoint stores a list's indices as
+    strings: blocks '0', '1', ...; fresh parameters have them as ints)."""
+    def match(template, value, path):
+        if isinstance(template, dict):
+            return {k: match(v, value[k] if k in value else value[str(k)], f"{path}/{k}")
+                    for k, v in template.items()}
+        if tuple(np.shape(value)) != template.shape:
+            raise ConfigError(f"saved encoder weight {path} has shape {np.shape(value)}, its "
+                              f"config builds {template.shape}")
+        return np.asarray(value)
+    return match(jax.eval_shape(module.init, jax.random.key(0)), saved, "")
 
 
 def _shapes(tree):
@@ -222,6 +232,15 @@ class TIJEPA:
         return self.ijepa.encoder(image_params, self.ijepa.normalize(images), keep_idx,
                                   keep_valid).astype(jnp.float32)
 
+    def context_tokens(self, image_params, images, full, context_idx, context_valid):
+        """The image encoder's tokens at the context patches. 'after_encoder' (the official
+        code's apply_masks on the encoder's outputs): picked from `full`, the whole image's
+        encoding, so they have seen every patch; 'before_encoder': only the context patches
+        are encoded, as I-JEPA's context encoder does."""
+        if self.config.mask.placement == "after_encoder":
+            return gather_tokens(full, context_idx)
+        return self.encode_image(image_params, images, context_idx, context_valid)
+
     # -- objective ---------------------------------------------------------------------------
     def loss(self, params, target, batch, rng):
         del rng  # masks come from the data pipeline
@@ -229,14 +248,11 @@ class TIJEPA:
         text, valid = self.encode_text(jax.lax.stop_gradient(params["text_encoder"]),
                                        batch["tokens"])
         full = self.encode_image(image_p, batch["image"])
-        h = layer_norm(jax.lax.stop_gradient(self.crosser(target, full, text, valid)))
+        h = normalize_features(jax.lax.stop_gradient(self.crosser(target, full, text, valid)))
         b, m, t = batch["target_idx"].shape
         h = gather_tokens(h, batch["target_idx"].reshape(b, m * t)).reshape(b, m, t, -1)
         ctx_idx, ctx_valid = batch["context_idx"], batch["context_valid"]
-        if self.config.mask.placement == "after_encoder":
-            context = gather_tokens(full, ctx_idx)  # the official code's apply_masks on outputs
-        else:
-            context = self.encode_image(image_p, batch["image"], ctx_idx, ctx_valid)
+        context = self.context_tokens(image_p, batch["image"], full, ctx_idx, ctx_valid)
         z = self.crosser(params["crosser"], context, text, valid)
         pred = self.predictor(params["predictor"], z, ctx_idx, ctx_valid, batch["target_idx"],
                               batch["target_valid"]).astype(jnp.float32)
