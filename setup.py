@@ -41,6 +41,9 @@ setup(
         "docs": ["mkdocs>=1.6,<2"],
         # Audio (A-JEPA): libsndfile reader (WAV/FLAC/MP3/OGG) and the soxr resampler.
         "audio": ["soundfile>=0.12,<1", "soxr>=0.3,<2"],
+        # Captioned images (TI-JEPA): CLDR emoji names for the emoji scenes, macro-F1. The Noto
+        # Color Emoji font is a Debian package (scripts/setup.sh).
+        "image_text": ["emoji>=2.10,<3", "scikit-learn>=1.4,<2"],
         "cuda13": ["jax[cuda13]>=0.10.2,<0.12"],
         "tpu": ["jax[tpu]>=0.10.2,<0.12"],
     },

@@ -22,6 +22,8 @@ from data_pipelines.emoji_scenes import data_section
 from jepax import evaluators
 from jepax.config import base_config, finalize, parse_preset
 
+LEADERBOARD = {"metric": "linear_probe_acc", "paper": "n/a (TI-JEPA's frozen text encoder)"}
+
 
 def get_config(arg=None):
     c = base_config()
