@@ -36,8 +36,13 @@ image alone):
     (not recorded yet)
     </results:image_encoder>
 
-The paper (MVSA, fine-tuned classifier; context, not comparable data): TI-JEPA-Large 76.75%
-accuracy / 74.62% F1 on MVSA-Single and 77.55% / 75.02% on MVSA-Multiple.
+The paper (MVSA tweets, fine-tuned classifier; context only: other data, other encoders):
+    <paper>
+    | TI-JEPA-Large | accuracy | F1 |
+    | --- | --- | --- |
+    | MVSA-Single | 76.75 | 74.62 |
+    | MVSA-Multiple | 77.55 | 75.02 |
+    </paper>
 
 Commands:
     # the whole chain (image encoder, text encoder, TI-JEPA, results table), resumable

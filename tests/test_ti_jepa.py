@@ -251,3 +251,21 @@ def test_tiny_chain_resumes_bit_for_bit(tiny_run, encoders, tmp_path):
 def test_an_image_encoder_that_is_not_an_ijepa_run_is_one_clear_error(encoders):
     with pytest.raises(ConfigError, match="is a 'text_mlm' run; it must be a 'ijepa' run"):
         variants.build(tiny(image_encoder=str(encoders[1])))
+
+
+def test_recorded_table_has_every_row_with_accuracy_macro_f1_and_the_fusion_check(tiny_run):
+    from scripts.record_results import table, write_between_markers
+
+    workdir, summary = tiny_run
+    lines = table(workdir)
+    header = lines[0]
+    for column in ("sentiment_acc", "sentiment_macro_f1", "sentiment_acc_shuffled_captions",
+                   "sentiment_acc_noise_images"):
+        assert column in header
+    row = summary["eval"]["concatenated unimodal"]
+    concatenated = next(l for l in lines if l.startswith("| concatenated unimodal |"))
+    assert f"{row['sentiment_macro_f1']:.3f}" in concatenated
+    doc = workdir / "doc.py"
+    doc.write_text('"""\n    <results>\n    old\n    </results>\n"""\n')
+    write_between_markers(doc, lines)
+    assert "old" not in doc.read_text() and concatenated in doc.read_text()
