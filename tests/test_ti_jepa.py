@@ -72,6 +72,29 @@ def test_crosser_image_tokens_query_text_tokens_with_padding_masked():
     assert moved[0, 4] > 1e-3 and np.all(np.delete(moved[0], 4) == 0) and np.all(moved[1] == 0)
 
 
+def test_text_encoder_pretraining_masks_words_as_bert_and_never_padding():
+    from data_pipelines.image_text import MASK, SPECIAL
+    from jepax.variants.text_mlm import _mask_words
+
+    tokens = np.asarray([5 + i for i in range(12)] + [PAD] * 4, np.int32)
+    rng = np.random.default_rng(0)
+    chosen, masked, swapped, kept = 0, 0, 0, 0
+    for _ in range(2000):
+        out = _mask_words({"tokens": tokens}, rng, ratio=0.25, vocab_size=40)
+        np.testing.assert_array_equal(out["mlm_targets"], tokens)
+        where = out["mlm_weights"]
+        assert where.sum() == 3 and not where[tokens == PAD].any()  # round(0.25 * 12 words)
+        np.testing.assert_array_equal(out["tokens"][~where], tokens[~where])
+        picked = out["tokens"][where]
+        chosen += len(picked)
+        masked += int((picked == MASK).sum())
+        kept += int((picked == tokens[where]).sum())
+        swapped += int(((picked != MASK) & (picked >= len(SPECIAL))).sum())
+    assert abs(masked / chosen - 0.8) < 0.03 and abs(kept / chosen - 0.1) < 0.03, \
+        (masked / chosen, kept / chosen)
+    assert abs((swapped - kept) / chosen - 0.1) < 0.03  # random (non-special) words
+
+
 # -- a variant on random frozen encoders ----------------------------------------------------------
 @pytest.fixture(scope="module")
 def variant_and_batch():
