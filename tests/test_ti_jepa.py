@@ -1,8 +1,8 @@
 """TI-JEPA: the cross-attention (image tokens query text tokens, padding masked), frozen encoders
-(no gradient, never updated), the mask placement switch, the text encoder's BERT masking, the emoji scenes' labelling rules, the
-captioned-image and MVSA loaders on files written to disk, and the `:tiny` chain (a jepax I-JEPA
-run and a text_mlm run as the frozen encoders, then TI-JEPA: falling loss, every results row,
-exact resume)."""
+(no gradient, never updated), the mask placement switch, the text encoder's BERT masking, the
+emoji scenes' labelling rules, the captioned-image and MVSA loaders on files written to disk,
+and the `:tiny` chain (a jepax I-JEPA run and a text_mlm run as the frozen encoders, then
+TI-JEPA: falling loss, every results row, exact resume, the recorded table)."""
 
 from __future__ import annotations
 
