@@ -23,18 +23,13 @@ from jepax.config import ConfigError, load_config
 from jepax.models.functional import Functional
 from jepax.models.text import Crosser, text_mask
 from jepax.models.vit import gather_tokens
-from tests.helpers import ROOT, compilation_cache, losses
-from tests.test_variant_contract import assert_trees_equal, final_params
+from tests.helpers import (ROOT, assert_resumes_bit_for_bit, assert_trees_equal, losses,
+                           saved_params)
 
 CONFIG = str(ROOT / "experiments" / "ti_jepa.py")
 FROZEN = ("image_encoder", "text_encoder")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def shared_compiles(tmp_path_factory):
-    """The chain's runs and the resume test load compiled programs instead of compiling again."""
-    with compilation_cache(tmp_path_factory.mktemp("xla_cache")):
-        yield
+# The chain's runs and the resume test load compiled programs instead of compiling them again.
+pytestmark = pytest.mark.usefixtures("shared_compiles")
 
 
 def tiny(**model):
@@ -246,29 +241,20 @@ def test_tiny_chain_trains_with_falling_loss_and_evaluates_every_row(tiny_run):
                 "sentiment_acc_noise_images", "rankme"} <= set(row), name
         assert 0.0 <= row["sentiment_macro_f1"] <= 1.0
     record = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])
-    assert "target_std" in record
+    assert {"target_std", "target_std_min", "pred_std"} <= set(record)
 
 
 def test_frozen_encoders_are_the_jepax_checkpoints_and_never_change(tiny_run, encoders):
     workdir, _ = tiny_run
-    params = final_params(workdir, 30)["params"]
-    ijepa = final_params(encoders[0], 10)
-    text = final_params(encoders[1], 4)
+    params = saved_params(workdir, 30)["params"]
+    ijepa = saved_params(encoders[0], 10)
+    text = saved_params(encoders[1], 4)
     assert_trees_equal(params["image_encoder"], ijepa["target"])
     assert_trees_equal(params["text_encoder"], text["params"]["encoder"])
 
 
 def test_tiny_chain_resumes_bit_for_bit(tiny_run, encoders, tmp_path):
-    ref_dir, _ = tiny_run
-    half = chained(encoders)
-    half.train.run_steps = 15
-    half.eval.evaluators = ()
-    assert train.run(half, tmp_path)["step"] == 15
-    with half.unlocked():
-        half.train.run_steps = 0
-    assert train.run(half, tmp_path)["step"] == 30
-    assert losses(tmp_path) == losses(ref_dir)
-    assert_trees_equal(final_params(tmp_path, 30), final_params(ref_dir, 30))
+    assert_resumes_bit_for_bit(chained(encoders), tmp_path, tiny_run[0], stop_at=15)
 
 
 def test_an_image_encoder_that_is_not_an_ijepa_run_is_one_clear_error(encoders):

@@ -40,6 +40,7 @@ from jepax.models.layers import normalize_features
 from jepax.models.text import Crosser, text_mask
 from jepax.models.vit import Predictor, gather_tokens
 from jepax.variants.ijepa import IJEPA
+from jepax.variants.monitors import collapse_monitors
 from jepax.variants.text_mlm import mean_over_words, text_encoder
 
 log = logging.getLogger("jepax")
@@ -248,9 +249,9 @@ class TIJEPA:
         text, valid = self.encode_text(jax.lax.stop_gradient(params["text_encoder"]),
                                        batch["tokens"])
         full = self.encode_image(image_p, batch["image"])
-        h = normalize_features(jax.lax.stop_gradient(self.crosser(target, full, text, valid)))
+        every = normalize_features(jax.lax.stop_gradient(self.crosser(target, full, text, valid)))
         b, m, t = batch["target_idx"].shape
-        h = gather_tokens(h, batch["target_idx"].reshape(b, m * t)).reshape(b, m, t, -1)
+        h = gather_tokens(every, batch["target_idx"].reshape(b, m * t)).reshape(b, m, t, -1)
         ctx_idx, ctx_valid = batch["context_idx"], batch["context_valid"]
         context = self.context_tokens(image_p, batch["image"], full, ctx_idx, ctx_valid)
         z = self.crosser(params["crosser"], context, text, valid)
@@ -259,7 +260,7 @@ class TIJEPA:
         weights = batch["target_valid"][..., None].astype(jnp.float32)
         per_elem = optax.huber_loss(pred, h, delta=1.0)  # == smooth-L1 with beta 1
         loss = (per_elem * weights).sum() / (weights.sum() * h.shape[-1])
-        return loss, {"target_std": jnp.sqrt(jnp.mean(jnp.var(pred, axis=(0, 1, 2))))}
+        return loss, collapse_monitors(every, pred, batch["target_valid"])
 
     # -- evaluation --------------------------------------------------------------------------
     def outputs(self, eval_params, inputs):
