@@ -7,7 +7,6 @@ TI-JEPA: falling loss, every results row, exact resume, the recorded table)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
