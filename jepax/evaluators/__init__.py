@@ -38,6 +38,8 @@ EVALUATORS: dict[str, str | type] = {
     "gbdt": "jepax.evaluators.gbdt:GBDT",
     "fusion_check": "jepax.evaluators.fusion_check:FusionCheck",
     "downstream": "jepax.evaluators.downstream:Downstream",
+    "closed_loop": "jepax.evaluators.closed_loop:ClosedLoop",
+    "world_model_probe": "jepax.evaluators.world_model_probe:WorldModelProbe",
 }
 
 
