@@ -50,8 +50,35 @@ not: fingerprinting falls to 0.452 vs 0.595 at random init (coupling r 0.505 vs 
 fine-tuned fingerprinting is 0.298 for both (the short fine-tuning schedule does not separate
 them). Pooling over ROIs mixes away the ROI-specific signal that identifies a subject, and the
 pretrained features are low-rank (RankMe 4.4 against 10.8 at random init; centred rank 15.6 of
-128): the target encoder concentrates on a few directions shared across ROIs. Longer training
-(`--config.train.steps=1800`, the earlier default) is the next thing to measure.
+128): the target encoder concentrates on a few directions shared across ROIs.
+
+Why the features go low-rank (docs/brain_jepa.md, "What collapses here"): with the paper's
+targets (a per-token LayerNorm) the target encoder drifts towards one vector shared by every
+token of every input, which is a valid LayerNorm output and perfectly predictable: at step 900 it
+carries most of the pooled features' size (mean norm 10.6 of ~11.3; 5.9 at random init), and
+RankMe counts it as one direction. Its seed is the near-constant sin-cos of the few time patches.
+Short runs (the default's 900-step schedule stopped at step 200, evaluated on the same windows;
+2 cores shared with 6 other jobs, load ~15):
+
+    | at step 200 of 900 | loss | target_std | fingerprint, probe | fingerprint, per ROI | RankMe | spread | centred rank |
+    | --- | --- | --- | --- | --- | --- | --- | --- |
+    | paper targets, lr 5e-4 (default) | 0.137 | 0.516 | 0.476 | 0.976 | 6.7 | 0.210 | 16.9 |
+    | paper targets, lr 1.25e-4, warmup 90 | 0.255 | 0.692 | 0.554 | 0.982 | 9.6 | 0.327 | 17.3 |
+    | target_norm=layer_batch, lr 5e-4 | 0.426 | n/a | 0.583 | 0.821 | 13.9 | 0.528 | 18.4 |
+    | random init | | | 0.595 | 0.905 | 10.8 | 0.399 | 17.4 |
+
+In the default run the shared vector's share of the layer-normed targets' energy
+(`target_shared`) rises from 0.32 at step 1 to 0.69 at step 200. A lower lr only slows the drift
+(same target_std at equal loss: 0.69 at loss 0.25, 0.70 in the default run). Standardizing the
+targets over the batch (`--config.model.target_norm=layer_batch`) removes the shared vector from
+them: RankMe rises above random init instead of falling (13.9 vs 10.8) and the features spread
+more (0.53 vs 0.40), but at step 200 they fingerprint no better than random init with global
+pooling (0.583 vs 0.595) and worse per ROI (0.821 vs 0.905); its loss stays near 0.43 (the
+standardized targets are mostly unpredictable), so a falling loss is not its sign of progress.
+Not measured (each 200-step run took ~20 min on the loaded machine): predictor depth, EMA
+schedule, masking ratios, and a gradient-position ablation in training. The default stays the
+paper's LayerNorm targets (the table above) until a full run with layer_batch is measured:
+`python -m jepax.main --config=experiments/brain_jepa.py --config.model.target_norm=layer_batch`.
 
 Commands:
     # the headline run: set up (neurolib, numba, ...) and train + evaluate, ~35 min on 2 cores
@@ -98,6 +125,7 @@ def get_config(arg=None):
         pred_width=64, pred_depth=2, pred_heads=2,
         positions="gradient",     # gradient | sincos | anatomy (the paper's ablations)
         patch_init="fan_in",      # fan_in (std 1/sqrt(patch)) | official (std 0.02, the code)
+        target_norm="layer",      # layer (the paper) | layer_batch (then standardized over the batch)
         dtype="float32",
         attention="auto",
         remat=False,

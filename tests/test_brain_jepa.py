@@ -12,14 +12,14 @@ from flax import nnx
 
 from data_pipelines.pipeline import eval_arrays, train_dataset
 from jepax import train
-from jepax.config import load_config
+from jepax.config import ConfigError, load_config
 from jepax.evaluators.base import Row
 from jepax.evaluators.collapse import CollapseGuard, RepresentationCollapse
 from jepax.evaluators.fine_tune import FineTune, layer_scales
 from jepax.evaluators.regression_probe import ridge_probe
 from jepax.models.posemb import RoiTimePositions, sincos_1d
 from jepax.models.tokenizers import RoiPatches
-from jepax.variants.brain_jepa import BrainJEPA, _fc_features
+from jepax.variants.brain_jepa import BrainJEPA, _fc_features, _standardize_over_batch
 from tests.helpers import ROOT, assert_resumes_bit_for_bit, losses
 
 CONFIG = str(ROOT / "experiments" / "brain_jepa.py")
@@ -94,13 +94,34 @@ def test_loss_ignores_padding_and_reports_collapse_monitors(model):
     batch["bold"] = jnp.asarray(rng.normal(size=(2, 80, 12)), jnp.float32)
     loss_fn = jax.jit(lambda p, b: variant.loss(p, p["encoder"], b, None))
     loss, metrics = loss_fn(params, batch)
-    assert np.isfinite(loss) and loss > 0 and set(metrics) == {"target_std", "pred_std"}
+    assert np.isfinite(loss) and loss > 0
+    assert set(metrics) == {"target_std", "target_std_min", "target_shared", "pred_std"}
     assert 0 < metrics["target_std"] <= 1.0 and metrics["pred_std"] > 0
+    assert 0 < metrics["target_shared"] < 1.0
     moved = dict(batch, target_idx=jnp.where(batch["target_valid"], batch["target_idx"], 7))
     np.testing.assert_allclose(loss_fn(params, moved)[0], loss, rtol=1e-6)
     # target_std measures input dependence: identical inputs give identical targets
     same = dict(batch, bold=jnp.broadcast_to(batch["bold"][:1], batch["bold"].shape))
     assert float(loss_fn(params, same)[1]["target_std"]) < 1e-6
+
+
+def test_batch_target_norm_removes_what_every_input_shares():
+    """model.target_norm='layer_batch': each (token, dimension) of the targets has mean 0 and
+    std 1 over the batch, whatever vector all inputs share at that token."""
+    rng = np.random.default_rng(0)
+    h = rng.normal(size=(6, 10, 8))
+    idx = np.stack([rng.permutation(10)[:4].reshape(1, 4) for _ in range(6)])  # (B, M=1, T=4)
+    gather = lambda h: np.take_along_axis(h, idx.reshape(6, 4, 1), axis=1).reshape(6, 1, 4, 8)
+    targets = np.asarray(_standardize_over_batch(jnp.asarray(gather(h)), jnp.asarray(h),
+                                                 jnp.asarray(idx)))
+    full = (h - h.mean(0)) / np.sqrt(h.var(0) + 1e-5)
+    np.testing.assert_allclose(targets, gather(full), rtol=1e-4, atol=1e-5)
+    shared = h + 5 * rng.normal(size=(1, 10, 8))        # the same vector for every input
+    np.testing.assert_allclose(
+        _standardize_over_batch(jnp.asarray(gather(shared)), jnp.asarray(shared),
+                                jnp.asarray(idx)), targets, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ConfigError, match="target_norm='batch'.*layer_batch"):
+        BrainJEPA(tiny(model__target_norm="batch"))
 
 
 def test_fc_baseline_is_the_upper_triangle_of_each_windows_correlation():

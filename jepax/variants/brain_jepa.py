@@ -12,10 +12,16 @@
 * objective: context encoder on the context tokens, EMA target encoder on all tokens (outputs
   layer-normed without parameters), narrow predictor; smooth-L1 over valid target tokens, each
   target block's mean averaged over the blocks (official: one concatenated list, its mean);
+  `model.target_norm='layer_batch'` then standardizes each (token, dimension) of the targets
+  over the batch: with the paper's LayerNorm alone the target encoder drifts towards one vector
+  shared by every token of every input (perfectly predictable, RankMe falling; see
+  docs/brain_jepa.md, "What collapses here");
 * collapse monitors in the metrics: `target_std`, the standard deviation across the batch of the
   normalized target features at each token position (0 when the target encoder ignores its
-  input), and `pred_std`, the spread of the predictions over valid target tokens; RankMe and the
-  collapse guard are evaluators;
+  input; `target_std_min` its minimum over features), `target_shared`, the share of their
+  energy in the vector common to all tokens and inputs, and `pred_std`, the spread of the
+  predictions over valid target tokens (jepax/variants/monitors.py); RankMe and the collapse
+  guard are evaluators;
 * the patch projection starts at std 1/sqrt(patch) (`model.patch_init='fan_in'`), not the
   code's 0.02 (`'official'`): with 16-value patches the 0.02 init makes the content ~10x smaller
   than the positions (RMS 0.05 vs 0.5 here) and the model learned the positions only.
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import functools
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -38,8 +45,10 @@ from jepax.models.posemb import RoiTimePositions
 from jepax.models.tokenizers import RoiPatches
 from jepax.models.vit import Encoder, Predictor
 from jepax.variants.jepa import DTYPES, EncoderPredictorJEPA, validate_vit_model
+from jepax.variants.monitors import collapse_monitors
 
 POSITIONS = ("gradient", "sincos", "anatomy")
+TARGET_NORMS = ("layer", "layer_batch")
 
 
 class BrainJEPA(EncoderPredictorJEPA):
@@ -86,17 +95,19 @@ class BrainJEPA(EncoderPredictorJEPA):
     def loss(self, params, target, batch, rng):
         del rng  # crops and masks come from the data pipeline
         pred, targets, h = self.predict(params, target, batch["bold"].astype(self.dtype), batch)
+        if self.config.model.target_norm == "layer_batch":
+            targets = _standardize_over_batch(targets, h, batch["target_idx"])
         valid = batch["target_valid"].astype(jnp.float32)
         per_token = optax.huber_loss(pred, targets, delta=1.0).mean(-1)  # smooth-L1, beta 1
         count = valid.sum(-1)
         block_mean = (per_token * valid).sum(-1) / jnp.maximum(count, 1.0)
         has = (count > 0).astype(jnp.float32)
         loss = (block_mean * has).sum() / jnp.maximum(has.sum(), 1.0)
-        # Collapse monitors: how much the targets vary between inputs at one token position
-        # (0: the target encoder ignores its input), and the spread of the predictions.
-        return loss, {"target_std": jnp.std(h, axis=0).mean(),
-                      "pred_std": _feature_std(pred.reshape(-1, pred.shape[-1]),
-                                               valid.reshape(-1))}
+        # Collapse monitors (jepax/variants/monitors.py), and target_shared: the share of the
+        # targets' energy in the one vector common to every token of every input (h is
+        # layer-normed, so each token's energy is the width).
+        shared = (h.mean(axis=(0, 1)) ** 2).sum() / h.shape[-1]
+        return loss, {**collapse_monitors(h, pred, valid), "target_shared": shared}
 
     # -- evaluation --------------------------------------------------------------------------
     def eval_example_fn(self):
@@ -121,13 +132,13 @@ class BrainJEPA(EncoderPredictorJEPA):
                                self.masks.num_targets)
 
 
-def _feature_std(x, weights=None):
-    """Mean over dimensions of the standard deviation over rows (optionally weighted)."""
-    w = jnp.ones(x.shape[0], x.dtype) if weights is None else weights.astype(x.dtype)
-    total = jnp.maximum(w.sum(), 1.0)
-    mean = (x * w[:, None]).sum(0) / total
-    var = (((x - mean) ** 2) * w[:, None]).sum(0) / total
-    return jnp.sqrt(var).mean()
+def _standardize_over_batch(targets, h, target_idx):
+    """Targets (B, M, T, D) standardized with the batch's mean and std of the layer-normed
+    features h (B, N, D) at their token: what every input shares at a token cannot be a target."""
+    mean = h.mean(axis=0)
+    inv_std = jax.lax.rsqrt(((h - mean) ** 2).mean(axis=0) + 1e-5)
+    idx = target_idx.reshape(-1)
+    return (targets - mean[idx].reshape(targets.shape)) * inv_std[idx].reshape(targets.shape)
 
 
 def _crop_and_mask(example, rng, *, frames, rate, demean, masks):
@@ -192,6 +203,8 @@ def validate(config) -> None:
         raise ConfigError(f"data.frames={d.frames} is not divisible by model.patch={m.patch}")
     if m.patch_init not in ("fan_in", "official"):
         raise ConfigError(f"model.patch_init={m.patch_init!r}: use 'fan_in' or 'official'")
+    if m.target_norm not in TARGET_NORMS:
+        raise ConfigError(f"model.target_norm={m.target_norm!r}: use one of {TARGET_NORMS}")
     if m.positions not in POSITIONS:
         raise ConfigError(f"model.positions={m.positions!r}: use one of {POSITIONS}")
     if m.positions == "gradient" and not d.gradients and not 1 <= d.gradient_dims < d.rois:
