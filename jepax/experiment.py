@@ -77,7 +77,7 @@ def build(config, variant=None, total_steps: int | None = None) -> Setup:
     check_batching(config, mesh)
     variant = variants.build(config) if variant is None else variant
     sched = optim.schedules(config.optim, int(total_steps or config.train.steps))
-    tx = optim.optimizer(config.optim, sched)
+    tx = optim.optimizer(config.optim, sched, getattr(variant, "frozen", ()))
     with jax.set_mesh(mesh), sharding.use_rules(rules):
         shardings = state_lib.state_shardings(variant, tx, mesh, rules, config.seed)
         abstract = state_lib.abstract_state(variant, tx, shardings, config.seed)

@@ -5,7 +5,9 @@
 * EMA momentum of the target encoder: linear from ``ema[0]`` to ``ema[1]``;
 * AdamW with decay only on parameters of rank > 1 (biases, norm scales and other vectors are
   excluded), optional element-wise gradient clamping (``grad_clip_value``, as T-JEPA's
-  released code) and global-norm clipping (``grad_clip``).
+  released code) and global-norm clipping (``grad_clip``);
+* frozen parameters (a variant's ``frozen``: top-level keys of its params, e.g. pretrained
+  encoders it builds on) are never changed: their updates, decay included, are set to zero.
 """
 
 from __future__ import annotations
@@ -45,7 +47,17 @@ def decay_mask(params):
     return jax.tree.map(lambda p: p.ndim > 1, params)
 
 
-def optimizer(optim_config, sched: Schedules) -> optax.GradientTransformation:
+def frozen_mask(frozen: tuple[str, ...]):
+    """params -> True for every parameter under one of the top-level keys in `frozen`. (Written
+    over paths, not dict items, because optax also calls masks on a placeholder tree.)"""
+    def mask(params):
+        return jax.tree_util.tree_map_with_path(
+            lambda path, _: bool(path) and getattr(path[0], "key", None) in frozen, params)
+    return mask
+
+
+def optimizer(optim_config, sched: Schedules,
+              frozen: tuple[str, ...] = ()) -> optax.GradientTransformation:
     o = optim_config
     tx = optax.adamw(sched.lr, b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=sched.weight_decay,
                      mask=decay_mask)
@@ -53,4 +65,6 @@ def optimizer(optim_config, sched: Schedules) -> optax.GradientTransformation:
         tx = optax.chain(optax.clip_by_global_norm(o.grad_clip), tx)
     if o.grad_clip_value > 0:
         tx = optax.chain(optax.clip(o.grad_clip_value), tx)
+    if frozen:  # the whole update of a frozen parameter (gradient step and decay) is zeroed
+        tx = optax.chain(tx, optax.masked(optax.set_to_zero(), frozen_mask(tuple(frozen))))
     return tx

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything jepax needs on a fresh Debian/Ubuntu machine: the Debian packages of the
-# shipped data (Fashion-MNIST files; espeak-ng and the Asterisk prompts for A-JEPA's speech tasks),
+# shipped data (Fashion-MNIST files; espeak-ng and the Asterisk prompts for A-JEPA's speech tasks;
+# the Noto Color Emoji font TI-JEPA's emoji scenes are drawn with),
 # the real meshes of Debian's libcgal-demo (its data tarball, unpacked into
 # ${JEPAX_CACHE:-~/.cache/jepax}/cgal) and a virtual environment in .venv with jepax installed
 # editable.
@@ -14,12 +15,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] \
     || ! command -v espeak-ng > /dev/null \
     || [ ! -d /usr/share/asterisk/sounds/en_US_f_Allison ] \
+    || [ ! -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] \
     || ! ldconfig -p | grep -q libOSMesa; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   # libosmesa6: MuJoCo's CPU renderer for the Meta-World demonstrations (MUJOCO_GL=osmesa)
   $SUDO apt-get install -y -qq dataset-fashion-mnist espeak-ng asterisk-core-sounds-en-wav \
-    libosmesa6
+    fonts-noto-color-emoji libosmesa6
 fi
 
 # Point clouds: only the data tarball of libcgal-demo is needed (installing the package would

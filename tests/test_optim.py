@@ -74,3 +74,18 @@ def test_grad_clip_value_clamps_each_gradient_element_before_adamw():
     np.testing.assert_allclose(run(o_clip, grads), run(o_plain, clamped), rtol=1e-6)
     # Adam's second step depends on the first gradient's size, so the clamp is visible there.
     assert not np.allclose(run(o_clip, grads), run(o_plain, grads))
+
+
+def test_frozen_parameters_are_never_changed_while_the_rest_trains():
+    o, s = make(lr=0.1, start_lr=0.1, warmup=0, weight_decay=0.5, final_weight_decay=0.5)
+    params = {"pretrained": {"kernel": jnp.ones((3, 4)), "bias": jnp.ones(4)},
+              "head": {"kernel": jnp.ones((3, 4))}}
+    tx = optimizer(o, s, frozen=("pretrained",))
+    grads = jax.tree.map(lambda p: jnp.full_like(p, 2.0), params)  # nonzero, as if not stopped
+    p, state = params, tx.init(params)
+    for _ in range(2):
+        updates, state = tx.update(grads, state, p)
+        p = optax.apply_updates(p, updates)
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(p["pretrained"]),
+                                                     jax.tree.leaves(params["pretrained"])))
+    assert not np.allclose(p["head"]["kernel"], 1.0)

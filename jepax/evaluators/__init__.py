@@ -37,6 +37,7 @@ EVALUATORS: dict[str, str | type] = {
     "resnet_probe": "jepax.evaluators.mlp_probe:ResNetProbe",
     "gbdt": "jepax.evaluators.gbdt:GBDT",
     "flow_epe": "jepax.evaluators.flow_epe:FlowEPE",
+    "fusion_check": "jepax.evaluators.fusion_check:FusionCheck",
     "downstream": "jepax.evaluators.downstream:Downstream",
     "closed_loop": "jepax.evaluators.closed_loop:ClosedLoop",
     "world_model_probe": "jepax.evaluators.world_model_probe:WorldModelProbe",

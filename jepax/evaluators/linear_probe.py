@@ -39,13 +39,23 @@ class LinearProbe(FeatureEvaluator):
 def linear_probe(train_x, train_y, test_x, test_y, *, steps: int = 500,
                  weight_decay: float = 1e-4) -> dict:
     """Test accuracy of a softmax classifier fit to (train_x, train_y) with L2 penalty."""
-    train_x, test_x = np.asarray(train_x, np.float32), np.asarray(test_x, np.float32)
-    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
-    xtr, xte = (train_x - mean) / std, (test_x - mean) / std
     num_classes = int(max(train_y.max(), test_y.max())) + 1
-    w = _fit(jnp.asarray(xtr), jnp.asarray(train_y), num_classes, steps, weight_decay)
-    acc = lambda x, y: float(np.mean(np.argmax(np.asarray(_logits(w, jnp.asarray(x))), 1) == y))
-    return {"linear_probe_train_acc": acc(xtr, train_y), "linear_probe_acc": acc(xte, test_y)}
+    predict = fit_linear_probe(train_x, train_y, steps=steps, weight_decay=weight_decay,
+                               num_classes=num_classes)
+    acc = lambda x, y: float(np.mean(predict(x) == y))
+    return {"linear_probe_train_acc": acc(train_x, train_y), "linear_probe_acc": acc(test_x, test_y)}
+
+
+def fit_linear_probe(train_x, train_y, *, steps: int = 500, weight_decay: float = 1e-4,
+                     num_classes: int | None = None):
+    """Fit the probe on standardized features; returns predict(x) -> class ids."""
+    train_x = np.asarray(train_x, np.float32)
+    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
+    num_classes = int(train_y.max()) + 1 if num_classes is None else num_classes
+    w = _fit(jnp.asarray((train_x - mean) / std), jnp.asarray(train_y), num_classes, steps,
+             weight_decay)
+    return lambda x: np.argmax(np.asarray(
+        _logits(w, jnp.asarray((np.asarray(x, np.float32) - mean) / std))), 1)
 
 
 def _logits(w, x):

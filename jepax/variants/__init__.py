@@ -21,6 +21,8 @@ VARIANTS: dict[str, str | type] = {
     "s_jepa": "jepax.variants.s_jepa:SJEPA",
     "t_jepa": "jepax.variants.t_jepa:TJEPA",
     "mc_jepa": "jepax.variants.mc_jepa:MCJEPA",
+    "text_mlm": "jepax.variants.text_mlm:TextMLM",
+    "ti_jepa": "jepax.variants.ti_jepa:TIJEPA",
     "a_jepa": "jepax.variants.a_jepa:AJEPA",
     "act_jepa": "jepax.variants.act_jepa:ACTJEPA",
 }

@@ -18,6 +18,9 @@ and of one evaluation::
       -> outputs(eval_params(params, target), {k: arrays[k] for k in eval_inputs}) on device
       -> the evaluators (jepax.evaluators) read the outputs and host arrays they name;
          baselines() give the same outputs from the raw input, without a model.
+
+Optional member: ``frozen``, a tuple of top-level keys of the params (e.g. pretrained encoders
+a variant builds on): jepax.optim never changes those parameters.
 """
 
 from __future__ import annotations
