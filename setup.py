@@ -41,6 +41,8 @@ setup(
         "docs": ["mkdocs>=1.6,<2"],
         # Audio (A-JEPA): libsndfile reader (WAV/FLAC/MP3/OGG) and the soxr resampler.
         "audio": ["soundfile>=0.12,<1", "soxr>=0.3,<2"],
+        # Screen recordings (UI-JEPA): PyAV (FFmpeg) video files, ROUGE for the intent decoder.
+        "ui": ["av>=12,<20", "rouge-score==0.1.2"],
         "cuda13": ["jax[cuda13]>=0.10.2,<0.12"],
         "tpu": ["jax[tpu]>=0.10.2,<0.12"],
     },

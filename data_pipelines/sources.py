@@ -37,6 +37,7 @@ SOURCES: dict[str, str | Callable[[Any, str], Source]] = {
     "eeg": "data_pipelines.eeg:eeg_source",
     "table": "data_pipelines.tables:table_source",
     "audio": "data_pipelines.speech_tasks:audio_source",
+    "ui_recordings": "data_pipelines.ui_recordings:source",
 }
 
 
