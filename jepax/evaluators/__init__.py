@@ -37,6 +37,7 @@ EVALUATORS: dict[str, str | type] = {
     "resnet_probe": "jepax.evaluators.mlp_probe:ResNetProbe",
     "gbdt": "jepax.evaluators.gbdt:GBDT",
     "downstream": "jepax.evaluators.downstream:Downstream",
+    "intent_decoder": "jepax.evaluators.intent_decoder:IntentDecoder",
 }
 
 

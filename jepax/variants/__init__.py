@@ -21,6 +21,7 @@ VARIANTS: dict[str, str | type] = {
     "s_jepa": "jepax.variants.s_jepa:SJEPA",
     "t_jepa": "jepax.variants.t_jepa:TJEPA",
     "a_jepa": "jepax.variants.a_jepa:AJEPA",
+    "ui_jepa": "jepax.variants.ui_jepa:UIJEPA",
 }
 
 
