@@ -22,7 +22,8 @@ py=${PYTHON:-python}
   $py -m benchmarks.variants --run-steps=30 --config=experiments/ijepa.py \
       --config=experiments/s_jepa.py --config=experiments/t_jepa.py \
       --config=experiments/brain_jepa.py --config=experiments/a_jepa.py \
-      --config=experiments/point_jepa.py --config=experiments/jepa3d.py
+      --config=experiments/point_jepa.py --config=experiments/jepa3d.py \
+      --config=experiments/ui_jepa.py
   $py -m benchmarks.point_tokenizer --config=experiments/point_jepa.py --config=experiments/jepa3d.py
   $py -m benchmarks.sequence_models --config=experiments/copying.py
 } 2> "$out/cpu.stderr" | tee "$out/cpu.jsonl"
