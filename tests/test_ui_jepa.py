@@ -277,3 +277,20 @@ def test_tiny_resumes_bit_for_bit(tiny_run, tmp_path):
     assert train.run(half, tmp_path)["step"] == 30
     assert losses(tmp_path) == losses(ref_dir)
     assert_trees_equal(final_params(tmp_path, 30), final_params(ref_dir, 30))
+
+
+def test_recorded_table_has_each_encoder_and_split_and_generated_intents(tiny_run):
+    import sys
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from record_ui_jepa import table
+
+    workdir, summary = tiny_run
+    lines = table(workdir)
+    assert lines[0] == ("| encoder | split | ROUGE-1 | ROUGE-2 | ROUGE-L | slot acc | exact "
+                        "| RankMe |")
+    rows = [l for l in lines if l.startswith("| ") and "split" not in l and "---" not in l]
+    assert len(rows) == 6  # 3 encoders x 2 splits
+    pretrained = summary["eval"]["pretrained"]
+    assert f"| {pretrained['intent_zeroshot_rougeL']:.3f} |" in rows[1]
+    samples = [l for l in lines if l.lstrip().startswith("[")]
+    assert len(samples) == 10 and samples[-1].lstrip().startswith("[zeroshot]")
