@@ -73,12 +73,16 @@ def test_zero_shot_split_holds_only_the_held_out_intents(written):
     assert len(seen) == len(ui_recorder.TEMPLATES) - len(ui_recorder.ZERO_SHOT)
 
 
-def test_loader_names_a_missing_split_and_a_bad_line(written, tmp_path):
+def test_loader_names_a_missing_split_a_bad_line_and_an_undecodable_video(written, tmp_path):
     with pytest.raises(DataError, match="test.jsonl does not exist"):
         Recordings(written, "test", 8, 64)
     (tmp_path / "train.jsonl").write_text('{"video": "a.mp4"}\n')
     with pytest.raises(DataError, match="train.jsonl:1: expected a JSON object"):
         Recordings(tmp_path, "train", 8, 64)
+    (tmp_path / "a.mp4").write_bytes(b"not a video")
+    (tmp_path / "train.jsonl").write_text('{"video": "a.mp4", "intent": "call bob"}\n')
+    with pytest.raises(DataError, match="cannot decode video .*a.mp4"):
+        Recordings(tmp_path, "train", 8, 64)[0]
 
 
 # -- tokens and positions --------------------------------------------------------------------
