@@ -130,7 +130,6 @@ def _toggle(on: bool, t: Theme):
 
 
 def _dialog(d, t: Theme, title: str, text: str = "", button: str = "OK", danger=False):
-    d.rectangle([0, 0, SIZE, SIZE], fill=None, outline=None)
     d.rectangle([_px(0.1), _px(0.3), _px(0.9), _px(0.7)], fill=t.row, outline=t.fg)
     d.text((_px(0.15), _px(0.34)), title, fill=t.fg, font=_font())
     if text:
