@@ -32,7 +32,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 log = logging.getLogger(__name__)
 
-VERSION = "ui-recordings-v1"
+VERSION = "ui-recordings-v2"  # v2: dialogs no longer draw a stray white screen edge
 SIZE = 128           # rendered and stored resolution (pixels, square)
 FPS = 8
 
