@@ -43,6 +43,9 @@ setup(
         "audio": ["soundfile>=0.12,<1", "soxr>=0.3,<2"],
         # Screen recordings (UI-JEPA): PyAV (FFmpeg) video files, ROUGE for the intent decoder.
         "ui": ["av>=12,<20", "rouge-score==0.1.2"],
+        # Robot demonstrations (ACT-JEPA): robomimic / ACT HDF5 files, rollout GIFs, Meta-World's
+        # scripted experts (MuJoCo; CPU rendering needs Debian libosmesa6, see scripts/setup.sh).
+        "robotics": ["h5py>=3.10,<4", "pillow>=10", "metaworld>=3.1,<4"],
         "cuda13": ["jax[cuda13]>=0.10.2,<0.12"],
         "tpu": ["jax[tpu]>=0.10.2,<0.12"],
     },

@@ -23,7 +23,8 @@ py=${PYTHON:-python}
       --config=experiments/s_jepa.py --config=experiments/t_jepa.py \
       --config=experiments/brain_jepa.py --config=experiments/a_jepa.py \
       --config=experiments/point_jepa.py --config=experiments/jepa3d.py \
-      --config=experiments/ui_jepa.py
+      --config=experiments/ui_jepa.py \
+      --config=experiments/act_jepa.py
   $py -m benchmarks.point_tokenizer --config=experiments/point_jepa.py --config=experiments/jepa3d.py
   $py -m benchmarks.sequence_models --config=experiments/copying.py
 } 2> "$out/cpu.stderr" | tee "$out/cpu.jsonl"

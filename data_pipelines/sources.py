@@ -38,6 +38,7 @@ SOURCES: dict[str, str | Callable[[Any, str], Source]] = {
     "table": "data_pipelines.tables:table_source",
     "audio": "data_pipelines.speech_tasks:audio_source",
     "ui_recordings": "data_pipelines.ui_recordings:source",
+    "demonstrations": "data_pipelines.demonstrations:source",
 }
 
 

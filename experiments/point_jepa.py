@@ -43,7 +43,8 @@ gets past this is not measured here. Paper, for context only (ShapeNet-55 pretra
 epochs, different data): linear SVM on ModelNet40 93.7 +- 0.2.
 
 Differences from the reference: LayerNorm instead of BatchNorm in the mini-PointNet (no running
-statistics in the train loop); no dropout or stochastic depth (reference: dropout 0.1, attention
+statistics in the train loop; `model.pointnet_norm=frozen_batch` and `model.norm_eps=1e-5` give
+the reference's layers, for its converted weights: docs/point_jepa.md, "Official weights"); no dropout or stochastic depth (reference: dropout 0.1, attention
 dropout 0.05, drop path 0.25); FPS starts at the first point of each (shuffled) cloud instead of
 a random one; the EMA momentum rises linearly (reference: its EMA class's schedule); weight decay
 skips biases and norms (reference: every parameter); the whole encoder is EMA-tracked

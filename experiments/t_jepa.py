@@ -52,7 +52,8 @@ embedding gives the same RMSE as the same encoder at random init (MLP 0.151 vs 0
 0.147, MLP 0.151 vs 0.154), which is what a random per-feature embedding already buys an MLP,
 and gradient-boosted trees on the raw features (0.138) match the best embedding model. The
 collapse monitors say why: the target encoder's output for a feature varies across rows by a
-variance of 3e-4 to 7e-4 (`feature_var`, tokens of unit variance after the final LayerNorm):
+variance of 3e-4 to 7e-4 (tokens of unit variance after the final LayerNorm; logged then as
+`feature_var`, now as its square root, `target_std` in jepax/variants/monitors.py):
 over 99.9% of each target is a per-feature constant. The JEPA loss fell from 1.04 to 0.045 in
 250 steps by learning those constants and ended at 0.0014, still twice the row-to-row variance,
 so the predictor explains none of the row-specific part. RankMe (1.7 of 640) is of the

@@ -54,6 +54,7 @@ def base_config() -> ml_collections.ConfigDict:
         tensorboard=True,
         progress=True,
         peak_flops_per_device=0.0,  # 0: look up by device kind (unknown kinds report no MFU)
+        collapse_warning=0.05,   # warn when the metric target_std falls below this (0: never)
     )
     c.eval = dict(
         batch_size=512,          # examples per device batch when computing outputs to evaluate
@@ -186,6 +187,7 @@ RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     "logging.tensorboard": _FLAG,
     "logging.progress": _FLAG,
     "logging.peak_flops_per_device": _number(),
+    "logging.collapse_warning": _number(),
     "eval.batch_size": _int(1),
     "eval.evaluators": _NAMES,
     "distributed.mode": _choice("off", "auto", "explicit"),

@@ -263,6 +263,7 @@ class _Loop:
         self.pending = None
         self._peeked = None
         self.last_loss = None
+        self.collapse_warned = False
         self.last_saved = None
 
     def add_hook(self, fn: Callable[[int], None], every: int = 0,
@@ -369,12 +370,31 @@ class _Loop:
                 "--config.optim.lr, enable --config.optim.grad_clip or "
                 "--config.train.nan_policy=rollback, or check the data")
         self.last_loss = float(host["loss"])
+        self._watch_collapse(done_step, host)
         self.writer.write(done_step, {
             **host, "step_s": step_s, "data_wait_s": data_wait,
             "data_wait_frac": data_wait / step_s,
             "examples_per_s": self.config.train.batch_size / step_s,
             "tflops_per_s": self.flops_per_step / step_s / 1e12,
             "mfu": flops.mfu(self.flops_per_step, step_s, self.peak)})
+
+    def _watch_collapse(self, step: int, host: dict) -> None:
+        """Warn once each time the targets' spread across inputs (the variants' `target_std`
+        monitor, jepax/variants/monitors.py) falls below logging.collapse_warning."""
+        threshold = self.config.logging.collapse_warning
+        if "target_std" not in host or not threshold:
+            return
+        low = float(host["target_std"]) < threshold
+        if low and not self.collapse_warned:
+            log.warning(
+                "step %d: target_std=%.3g is below logging.collapse_warning=%g: the target "
+                "features barely differ between inputs, the start of representation collapse. "
+                "Try a lower --config.optim.lr, a slower EMA (--config.optim.ema) or more "
+                "target tokens; docs/monitors.md explains the monitors", step,
+                float(host["target_std"]), threshold)
+            self.writer.write_event("collapse_warning", step=step,
+                                    target_std=float(host["target_std"]))
+        self.collapse_warned = low
 
     def _rollback(self, bad: _Rollback) -> None:
         self.rollbacks += 1

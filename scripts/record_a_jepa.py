@@ -16,8 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from record_results import cpu_name, write_between_markers  # noqa: E402
-from record_s_jepa import newest_results  # noqa: E402
+from record_results import cpu_name, newest_eval, write_between_markers  # noqa: E402
 
 from jepax.metrics import read_metrics  # noqa: E402
 
@@ -37,8 +36,8 @@ def columns(run: dict, ablation: dict | None) -> dict[str, dict]:
 
 
 def table(workdir: Path, ablation_dir: Path | None, note: str) -> list[str]:
-    run = newest_results(workdir)
-    ablation = newest_results(ablation_dir) if ablation_dir else None
+    run = newest_eval(workdir)
+    ablation = newest_eval(ablation_dir) if ablation_dir else None
     cols = columns(run, ablation)
     fmt = lambda row, key, spec=".3f": (format(row[key], spec)
                                         if isinstance(row.get(key), (int, float)) else "-")

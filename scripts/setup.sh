@@ -13,10 +13,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] \
     || ! command -v espeak-ng > /dev/null \
-    || [ ! -d /usr/share/asterisk/sounds/en_US_f_Allison ]; then
+    || [ ! -d /usr/share/asterisk/sounds/en_US_f_Allison ] \
+    || ! ldconfig -p | grep -q libOSMesa; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq dataset-fashion-mnist espeak-ng asterisk-core-sounds-en-wav
+  # libosmesa6: MuJoCo's CPU renderer for the Meta-World demonstrations (MUJOCO_GL=osmesa)
+  $SUDO apt-get install -y -qq dataset-fashion-mnist espeak-ng asterisk-core-sounds-en-wav \
+    libosmesa6
 fi
 
 # Point clouds: only the data tarball of libcgal-demo is needed (installing the package would

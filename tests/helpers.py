@@ -207,3 +207,20 @@ def assert_trees_equal(a, b) -> None:
     assert [p for p, _ in flat_a] == [p for p, _ in flat_b]
     for (path, x), (_, y) in zip(flat_a, flat_b):
         np.testing.assert_array_equal(x, y, err_msg=str(path))
+
+
+def assert_resumes_bit_for_bit(config, workdir, reference, stop_at: int) -> None:
+    """Train `config` (without evaluation) to step `stop_at`, start it again to the end, and
+    check the losses and final parameters against the uninterrupted `reference` run's."""
+    from jepax import train
+
+    end = config.train.steps
+    with config.unlocked():
+        config.eval.evaluators = ()
+        config.train.run_steps = stop_at
+    assert train.run(config, workdir)["step"] == stop_at
+    with config.unlocked():
+        config.train.run_steps = 0
+    assert train.run(config, workdir)["step"] == end
+    assert losses(workdir) == losses(reference)
+    assert_trees_equal(saved_params(workdir, end), saved_params(reference, end))

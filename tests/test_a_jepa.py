@@ -21,18 +21,12 @@ from data_pipelines.pipeline import train_dataset
 from jepax import train, variants
 from jepax.config import ConfigError, load_config
 from jepax.variants import a_jepa
-from tests.helpers import ROOT, compilation_cache, losses
-from tests.test_variant_contract import assert_trees_equal, final_params
+from tests.helpers import ROOT, assert_resumes_bit_for_bit, losses
 
 sf = pytest.importorskip("soundfile")
+pytestmark = pytest.mark.usefixtures("shared_compiles")  # one compile per program
+
 CONFIG = str(ROOT / "experiments" / "a_jepa.py")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def shared_compiles(tmp_path_factory):
-    """The resume test's two runs load the tiny run's compiled step instead of compiling it."""
-    with compilation_cache(tmp_path_factory.mktemp("xla_cache")):
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -348,11 +342,5 @@ def test_tiny_trains_with_falling_loss_evaluates_and_resumes_exactly(cache, tmp_
     assert "digits_finetune_acc" not in rows["MFCC + logistic regression"]
     assert not any(k.startswith("folder") for k in rows["pretrained"])  # no data.path: skipped
     assert rows["MFCC + logistic regression"]["digits_probe_acc"] > 0.3  # 10 classes: chance 0.1
-    half = tiny_config(cache, run_steps=6)
-    half.eval.evaluators = ()
-    assert train.run(half, tmp_path / "halves")["step"] == 6
-    with half.unlocked():
-        half.train.run_steps = 0
-    assert train.run(half, tmp_path / "halves")["step"] == 12
-    assert losses(tmp_path / "halves") == curve
-    assert_trees_equal(final_params(tmp_path / "halves", 12), final_params(tmp_path / "full", 12))
+    assert_resumes_bit_for_bit(tiny_config(cache), tmp_path / "halves", tmp_path / "full",
+                               stop_at=6)

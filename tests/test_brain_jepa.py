@@ -20,8 +20,7 @@ from jepax.evaluators.regression_probe import ridge_probe
 from jepax.models.posemb import RoiTimePositions, sincos_1d
 from jepax.models.tokenizers import RoiPatches
 from jepax.variants.brain_jepa import BrainJEPA, _fc_features
-from tests.helpers import ROOT, losses
-from tests.test_variant_contract import assert_trees_equal, final_params
+from tests.helpers import ROOT, assert_resumes_bit_for_bit, losses
 
 CONFIG = str(ROOT / "experiments" / "brain_jepa.py")
 
@@ -195,13 +194,8 @@ def test_tiny_trains_with_falling_loss_and_is_evaluated(tiny_run):
 
 def test_tiny_resumes_bit_for_bit(tiny_run, tmp_path):
     ref_dir, _ = tiny_run
-    config = tiny(train__steps=16, train__checkpoint_every=8, train__run_steps=8)
-    config.eval.evaluators = ()
-    assert train.run(config, tmp_path)["step"] == 8
-    config.train.run_steps = 0
-    assert train.run(config, tmp_path)["step"] == 16
-    assert losses(tmp_path) == losses(ref_dir)
-    assert_trees_equal(final_params(tmp_path, 16), final_params(ref_dir, 16))
+    config = tiny(train__steps=16, train__checkpoint_every=8)
+    assert_resumes_bit_for_bit(config, tmp_path, ref_dir, stop_at=8)
 
 
 def test_a_folder_of_your_own_scans_feeds_the_variant_and_its_labelled_splits(tmp_path):

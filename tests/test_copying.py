@@ -17,8 +17,7 @@ from data_pipelines import sequence_tasks as st
 from jepax import checkpoint, studies, train, variants
 from jepax.config import ConfigError, load_config
 from jepax.studies.copying import plan
-from tests.helpers import ROOT, losses
-from tests.test_variant_contract import assert_trees_equal, final_params
+from tests.helpers import ROOT, assert_resumes_bit_for_bit, losses
 
 CONFIG = str(ROOT / "experiments" / "copying.py")
 
@@ -92,15 +91,7 @@ def test_sequence_lm_trains_and_resumes_bit_for_bit(tiny_study, tmp_path):
     full = workdir / "copy" / "hard_alibi"
     curve = losses(full)
     assert np.mean(curve[-4:]) < 0.9 * np.mean(curve[:4]), curve  # at least letter frequencies
-    halves = plan(config)["copy", "hard_alibi"]
-    halves.eval.evaluators = ()  # evaluation does not touch training
-    halves.train.run_steps = 10
-    assert train.run(halves, tmp_path)["step"] == 10
-    with halves.unlocked():
-        halves.train.run_steps = 0
-    train.run(halves, tmp_path)
-    assert losses(tmp_path) == curve
-    assert_trees_equal(final_params(tmp_path, 20), final_params(full, 20))
+    assert_resumes_bit_for_bit(plan(config)["copy", "hard_alibi"], tmp_path, full, stop_at=10)
 
 
 def test_teacher_forced_exact_match_equals_greedy_decoding():

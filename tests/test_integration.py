@@ -10,14 +10,10 @@ from jepax import checkpoint, train
 from jepax.config import ConfigError
 from jepax.metrics import read_metrics
 from data_pipelines.errors import DataError
-from tests.helpers import (IJEPA, assert_trees_equal, compilation_cache, losses, run_main,
+from tests.helpers import (IJEPA, assert_trees_equal, losses, run_main,
                            saved_params, small_flags, small_ijepa, tree_digest)
 
-
-@pytest.fixture(scope="module", autouse=True)
-def shared_compiles(tmp_path_factory):
-    with compilation_cache(tmp_path_factory.mktemp("xla_cache")):
-        yield
+pytestmark = pytest.mark.usefixtures("shared_compiles")  # one compile per program
 
 
 @pytest.fixture(scope="module")

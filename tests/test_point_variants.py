@@ -15,8 +15,7 @@ from jepax.config import ConfigError, load_config
 from jepax.models.functional import Functional
 from jepax.models.point_transformer import ContextAwareDecoder, PointPredictor
 from jepax.state import CHEAP_COMPILE
-from tests.helpers import ROOT, losses
-from tests.test_variant_contract import assert_trees_equal, final_params
+from tests.helpers import ROOT, assert_resumes_bit_for_bit, losses
 
 VARIANTS = ("point_jepa", "jepa3d")
 
@@ -72,14 +71,7 @@ def test_tiny_trains_with_falling_loss_and_is_evaluated_against_baselines(run):
 
 def test_tiny_resumes_bit_for_bit(run, tmp_path):
     name, ref_dir, _ = run
-    config = small(name, run_steps=8)
-    config.eval.evaluators = ()
-    assert train.run(config, tmp_path)["step"] == 8
-    with config.unlocked():
-        config.train.run_steps = 0
-    assert train.run(config, tmp_path)["step"] == 16
-    assert losses(tmp_path) == losses(ref_dir)
-    assert_trees_equal(final_params(tmp_path, 16), final_params(ref_dir, 16))
+    assert_resumes_bit_for_bit(small(name), tmp_path, ref_dir, stop_at=8)
 
 
 class PredictorProbe:
@@ -142,6 +134,10 @@ def test_bad_settings_fail_before_training(name):
     c = load_config(str(ROOT / "experiments" / f"{name}.py") + ":tiny")
     c.data.augment = ("flip",)
     with pytest.raises(ConfigError, match="unknown"):
+        variants.build(c)
+    c = load_config(str(ROOT / "experiments" / f"{name}.py") + ":tiny")
+    c.model.pointnet_norm = "batch"
+    with pytest.raises(ConfigError, match=r"model.pointnet_norm='batch': use one of"):
         variants.build(c)
 
 

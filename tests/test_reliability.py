@@ -27,17 +27,13 @@ from jepax import checkpoint, lock, train
 from jepax.config import ConfigError
 from jepax.metrics import read_metrics
 from tests import bad_inputs, signal_variant
-from tests.helpers import (ROOT, Main, assert_trees_equal, compilation_cache, last_step, losses,
+from tests.helpers import (ROOT, Main, assert_trees_equal, last_step, losses,
                            saved_params, small_ijepa, tree_digest)
 from tests.test_distributed import launch_two
 
 signal_variant.register()
 
-
-@pytest.fixture(scope="module", autouse=True)
-def shared_compiles(tmp_path_factory):
-    with compilation_cache(tmp_path_factory.mktemp("xla_cache")):
-        yield
+pytestmark = pytest.mark.usefixtures("shared_compiles")  # one compile per program
 
 
 @pytest.fixture

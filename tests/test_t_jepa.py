@@ -23,8 +23,9 @@ from jepax.models.functional import Functional
 from jepax.models.posemb import sincos_1d
 from jepax.models.tokenizers import FeatureTokenizer
 from jepax.variants.t_jepa import TJEPA
-from tests.helpers import ROOT, compilation_cache, losses
-from tests.test_variant_contract import assert_trees_equal, final_params
+from tests.helpers import ROOT, assert_resumes_bit_for_bit, losses
+
+pytestmark = pytest.mark.usefixtures("shared_compiles")  # one compile per program
 
 CONFIG = str(ROOT / "experiments" / "t_jepa.py")
 
@@ -216,7 +217,7 @@ def test_official_masks_feed_the_variant_loss():
     assert batch["context_idx"].shape == (8, round(0.4 * 13))  # no [REG] slot
     params = jax.eval_shape(variant.init_params, jax.random.key(0))
     loss, metrics = jax.eval_shape(variant.loss, params, params["encoder"], batch, None)
-    assert loss.shape == () and set(metrics) == {"feature_var", "feature_var_min", "pred_std"}
+    assert loss.shape == () and set(metrics) == {"target_std", "target_std_min", "pred_std"}
 
 
 def test_impossible_mask_shares_are_config_errors():
@@ -273,13 +274,6 @@ def tiny(**train_overrides):
     return c
 
 
-@pytest.fixture(scope="module", autouse=True)
-def shared_compiles(tmp_path_factory):
-    """The resume test's two runs load the tiny run's compiled step instead of compiling it."""
-    with compilation_cache(tmp_path_factory.mktemp("xla_cache")):
-        yield
-
-
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("t_jepa")
@@ -297,19 +291,12 @@ def test_tiny_trains_with_falling_loss_and_evaluates_every_row(tiny_run):
         assert ("gbdt_acc" in row) == (name == "raw features")
     assert rows["raw features"]["gbdt_acc"] > 0.8  # wine is easy for trees
     record = json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])
-    assert {"feature_var", "feature_var_min", "pred_std"} <= set(record)
+    assert {"target_std", "target_std_min", "pred_std"} <= set(record)
 
 
 def test_tiny_resumes_bit_for_bit(tiny_run, tmp_path):
     ref_dir, _ = tiny_run
-    half = tiny(run_steps=15)
-    half.eval.evaluators = ()
-    assert train.run(half, tmp_path)["step"] == 15
-    with half.unlocked():
-        half.train.run_steps = 0
-    assert train.run(half, tmp_path)["step"] == 30
-    assert losses(tmp_path) == losses(ref_dir)
-    assert_trees_equal(final_params(tmp_path, 30), final_params(ref_dir, 30))
+    assert_resumes_bit_for_bit(tiny(), tmp_path, ref_dir, stop_at=15)
 
 
 def test_recorded_table_shows_mean_and_std_over_seeds(tiny_run):

@@ -24,10 +24,10 @@ from jepax.evaluators import intent_decoder as intent
 from jepax.models.posemb import sincos_nd
 from jepax.models.tokenizers import TubeletEmbed
 from jepax.variants.ui_jepa import UIJEPA, pixel_and_difference_tokens
-from tests.helpers import ROOT, compilation_cache, losses
-from tests.test_variant_contract import assert_trees_equal, final_params
+from tests.helpers import ROOT, assert_resumes_bit_for_bit, losses
 
 CONFIG = str(ROOT / "experiments" / "ui_jepa.py")
+pytestmark = pytest.mark.usefixtures("shared_compiles")
 
 
 # -- recordings ------------------------------------------------------------------------------
@@ -237,12 +237,6 @@ def test_decoder_learns_to_state_the_intent_from_video_tokens():
 
 
 # -- training --------------------------------------------------------------------------------
-@pytest.fixture(scope="module", autouse=True)
-def shared_compiles(tmp_path_factory):
-    with compilation_cache(tmp_path_factory.mktemp("xla_cache")):
-        yield
-
-
 def tiny(**train_overrides):
     config = load_config(CONFIG + ":tiny")
     config.train.update(**train_overrides)
@@ -272,15 +266,7 @@ def test_tiny_trains_with_falling_loss_and_evaluates_every_row(tiny_run):
 
 
 def test_tiny_resumes_bit_for_bit(tiny_run, tmp_path):
-    ref_dir, _ = tiny_run
-    half = tiny(run_steps=15)
-    half.eval.evaluators = ()
-    assert train.run(half, tmp_path)["step"] == 15
-    with half.unlocked():
-        half.train.run_steps = 0
-    assert train.run(half, tmp_path)["step"] == 30
-    assert losses(tmp_path) == losses(ref_dir)
-    assert_trees_equal(final_params(tmp_path, 30), final_params(ref_dir, 30))
+    assert_resumes_bit_for_bit(tiny(), tmp_path, tiny_run[0], stop_at=15)
 
 
 def test_recorded_table_has_each_encoder_and_split_and_generated_intents(tiny_run):

@@ -21,7 +21,7 @@ from jepax import checkpoint, studies, train, variants
 from jepax.config import ConfigError, load_config
 from jepax.variants.base import Variant
 from tests import signal_variant
-from tests.helpers import ROOT, losses
+from tests.helpers import ROOT, assert_resumes_bit_for_bit, assert_trees_equal, losses, saved_params
 
 signal_variant.register()
 
@@ -90,20 +90,6 @@ def test_each_variant_batch_loss_and_outputs_have_the_contracts_shapes(name):
         assert set(baseline(arrays)) <= set(outputs)
 
 
-def final_params(workdir, step):
-    ckpt = checkpoint.Checkpointer(Path(workdir) / "checkpoints", keep=3)
-    tree = ckpt.restore_params(step)
-    ckpt.close()
-    return tree
-
-
-def assert_trees_equal(a, b):
-    flat_a, flat_b = jax.tree_util.tree_leaves_with_path(a), jax.tree_util.tree_leaves_with_path(b)
-    assert [p for p, _ in flat_a] == [p for p, _ in flat_b]
-    for (path, x), (_, y) in zip(flat_a, flat_b):
-        assert np.array_equal(x, y), path
-
-
 @pytest.fixture(scope="module")
 def signal_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("signal_jepa")
@@ -127,14 +113,8 @@ def test_signal_jepa_trains_and_is_evaluated_through_the_registry(signal_run):
 
 def test_signal_jepa_resumes_bit_for_bit(signal_run, tmp_path):
     ref_dir, _ = signal_run
-    config = signal_variant.config("signal_jepa", steps=24, checkpoint_every=8, run_steps=12)
-    config.eval.evaluators = ()
-    assert train.run(config, tmp_path)["step"] == 12
-    with config.unlocked():
-        config.train.run_steps = 0
-    assert train.run(config, tmp_path)["step"] == 24
-    assert losses(tmp_path) == losses(ref_dir)
-    assert_trees_equal(final_params(tmp_path, 24), final_params(ref_dir, 24))
+    config = signal_variant.config("signal_jepa", steps=24, checkpoint_every=8)
+    assert_resumes_bit_for_bit(config, tmp_path, ref_dir, stop_at=12)
 
 
 def test_variant_without_an_ema_target_trains_resumes_and_transfers(tmp_path):
@@ -142,7 +122,7 @@ def test_variant_without_an_ema_target_trains_resumes_and_transfers(tmp_path):
     config.eval.evaluators = ("linear_probe",)
     summary = train.run(config, tmp_path / "full")
     assert np.mean(losses(tmp_path / "full")[-3:]) < 0.7 * losses(tmp_path / "full")[0]
-    saved = final_params(tmp_path / "full", 20)
+    saved = saved_params(tmp_path / "full", 20)
     assert saved.get("target") is None  # nothing was tracked
     assert summary["eval"]["pretrained"]["linear_probe_acc"] > 0.8
 
@@ -153,7 +133,7 @@ def test_variant_without_an_ema_target_trains_resumes_and_transfers(tmp_path):
         half.train.run_steps = 0
     train.run(half, tmp_path / "halves")
     assert losses(tmp_path / "halves") == losses(tmp_path / "full")
-    assert_trees_equal(final_params(tmp_path / "halves", 20), saved)
+    assert_trees_equal(saved_params(tmp_path / "halves", 20), saved)
 
     # init_from loads exactly the variant's transfer_paths: the encoder, not the head.
     # (nan_policy=rollback checkpoints the initial state, transfer applied, as step 0.)
@@ -161,7 +141,7 @@ def test_variant_without_an_ema_target_trains_resumes_and_transfers(tmp_path):
                                   nan_policy="rollback")
     start.eval.evaluators = ()
     train.run(start, tmp_path / "transfer")
-    moved = final_params(tmp_path / "transfer", 0)
+    moved = saved_params(tmp_path / "transfer", 0)
     assert_trees_equal(moved["params"]["encoder"], saved["params"]["encoder"])
     head = lambda tree: tree["params"]["head"]["kernel"]
     assert not np.array_equal(head(moved), head(saved))

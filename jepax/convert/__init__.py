@@ -20,7 +20,9 @@ import numpy as np
 from jepax.config import ConfigError
 
 CONVERTERS = {
+    "brain_jepa": "jepax.convert.brain_jepa:from_torch",
     "ijepa": "jepax.convert.ijepa:from_torch",
+    "point_jepa": "jepax.convert.point_jepa:from_torch",
     "s_jepa": "jepax.convert.s_jepa:from_torch",
 }
 TORCH_SUFFIXES = (".pth", ".pt", ".tar", ".bin", ".ckpt")
@@ -45,7 +47,12 @@ def read_torch(path: str | Path) -> dict:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for files it cannot read
         raise ConvertError(f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: "
-                           f"{e}); pass the .pth/.pth.tar file the project released") from e
+                           f"{e}); pass the .pth/.pth.tar file the project released. A file "
+                           "that also pickles Python objects (a Lightning .ckpt's "
+                           "hyper-parameters) is not read here, since loading it runs code: "
+                           "save its weights alone, torch.save(torch.load(path, "
+                           "weights_only=False)['state_dict'], 'weights.pth'), where you "
+                           "trust the file") from e
     return _to_numpy(obj)
 
 

@@ -22,20 +22,30 @@ ENCODER_KEYS = ("encoder", "target_encoder", "predictor")
 
 
 def from_torch(checkpoint: dict, variant) -> dict:
-    shapes = jax.eval_shape(variant.init_params, jax.random.key(0))
     heads = variant.config.model.heads, variant.config.model.pred_heads
+    return convert_parts(
+        checkpoint, variant,
+        lambda sd, shapes: _encoder(sd, shapes, heads[0], variant.grid),
+        lambda sd, shapes: _predictor(sd, shapes, heads[1], variant.grid))
+
+
+def convert_parts(checkpoint: dict, variant, encoder, predictor) -> dict:
+    """The I-JEPA file layout (also Brain-JEPA's): `encoder(state_dict, shapes)` converts the
+    `encoder` and `target_encoder` state dicts, `predictor(...)` the `predictor`; other entries
+    (optimizer, epoch, ...) are not weights. A bare encoder state dict is both encoders."""
+    shapes = jax.eval_shape(variant.init_params, jax.random.key(0))
     if not any(k in checkpoint for k in ENCODER_KEYS):
         checkpoint = {"encoder": checkpoint, "target_encoder": checkpoint}  # a bare encoder
     params, target = {}, None
     if "encoder" in checkpoint:
-        params["encoder"] = _encoder(StateDict(checkpoint["encoder"], "encoder"),
-                                     shapes["encoder"], heads[0], variant.grid)
+        params["encoder"] = encoder(StateDict(checkpoint["encoder"], "encoder"),
+                                    shapes["encoder"])
     if "target_encoder" in checkpoint:
-        target = _encoder(StateDict(checkpoint["target_encoder"], "target_encoder"),
-                          shapes["encoder"], heads[0], variant.grid)
+        target = encoder(StateDict(checkpoint["target_encoder"], "target_encoder"),
+                         shapes["encoder"])
     if "predictor" in checkpoint:
-        params["predictor"] = _predictor(StateDict(checkpoint["predictor"], "predictor"),
-                                         shapes["predictor"], heads[1], variant.grid)
+        params["predictor"] = predictor(StateDict(checkpoint["predictor"], "predictor"),
+                                        shapes["predictor"])
     return {"params": params, "target": target}
 
 
@@ -51,40 +61,46 @@ def _encoder(sd: StateDict, shapes, heads: int, grid) -> dict:
         "kernel": conv.transpose(2, 3, 1, 0).reshape(kernel),
         "bias": sd.take("patch_embed.proj.bias", (width,))}}}
     _check_positions(sd, "pos_embed", width, grid)
-    out["transformer"] = _transformer(sd, "blocks", "norm", shapes["transformer"], heads)
+    out["transformer"] = transformer(sd, "blocks", "norm", shapes["transformer"], heads)
     sd.check()
     return out
 
 
 def _predictor(sd: StateDict, shapes, heads: int, grid) -> dict:
-    d_enc, d_pred = shapes["embed"]["kernel"].shape
-    out = {"embed": _linear(sd, "predictor_embed", d_enc, d_pred),
-           "mask_token": sd.take("mask_token", (1, 1, d_pred)).reshape(d_pred),
-           "transformer": _transformer(sd, "predictor_blocks", "predictor_norm",
-                                       shapes["transformer"], heads),
-           "proj": _linear(sd, "predictor_proj", d_pred, d_enc)}
-    _check_positions(sd, "predictor_pos_embed", d_pred, grid)
+    out = predictor(sd, shapes, heads)
+    _check_positions(sd, "predictor_pos_embed", shapes["embed"]["kernel"].shape[1], grid)
     sd.check()
     return out
 
 
-def _transformer(sd: StateDict, blocks: str, norm: str, shapes, heads: int) -> dict:
-    out = {"blocks": {}, "norm": _layer_norm(sd, norm, shapes["norm"]["scale"].shape[0])}
+def predictor(sd: StateDict, shapes, heads: int) -> dict:
+    """The predictor's embedding, mask token, blocks and projection (I-JEPA's names, also
+    Brain-JEPA's); positions are the caller's."""
+    d_enc, d_pred = shapes["embed"]["kernel"].shape
+    return {"embed": linear(sd, "predictor_embed", d_enc, d_pred),
+            "mask_token": sd.take("mask_token", (1, 1, d_pred)).reshape(d_pred),
+            "transformer": transformer(sd, "predictor_blocks", "predictor_norm",
+                                       shapes["transformer"], heads),
+            "proj": linear(sd, "predictor_proj", d_pred, d_enc)}
+
+
+def transformer(sd: StateDict, blocks: str, norm: str, shapes, heads: int) -> dict:
+    out = {"blocks": {}, "norm": layer_norm(sd, norm, shapes["norm"]["scale"].shape[0])}
     for i, block in shapes["blocks"].items():
         d, hidden = block["mlp"]["fc1"]["kernel"].shape
         p = f"{blocks}.{i}"
         qkv_w = sd.take(f"{p}.attn.qkv.weight", (3 * d, d))
         proj_w = sd.take(f"{p}.attn.proj.weight", (d, d))
         out["blocks"][i] = {
-            "norm1": _layer_norm(sd, f"{p}.norm1", d),
+            "norm1": layer_norm(sd, f"{p}.norm1", d),
             "attn": {"qkv": {"kernel": qkv_w.T.reshape(d, 3, heads, d // heads),
                              "bias": sd.take(f"{p}.attn.qkv.bias", (3 * d,)).reshape(
                                  3, heads, d // heads)},
                      "proj": {"kernel": proj_w.T.reshape(heads, d // heads, d),
                               "bias": sd.take(f"{p}.attn.proj.bias", (d,))}},
-            "norm2": _layer_norm(sd, f"{p}.norm2", d),
-            "mlp": {"fc1": _linear(sd, f"{p}.mlp.fc1", d, hidden),
-                    "fc2": _linear(sd, f"{p}.mlp.fc2", hidden, d)},
+            "norm2": layer_norm(sd, f"{p}.norm2", d),
+            "mlp": {"fc1": linear(sd, f"{p}.mlp.fc1", d, hidden),
+                    "fc2": linear(sd, f"{p}.mlp.fc2", hidden, d)},
         }
     depth = len(shapes["blocks"])
     if f"{blocks}.{depth}.norm1.weight" in sd.arrays:
@@ -93,12 +109,12 @@ def _transformer(sd: StateDict, blocks: str, norm: str, shapes, heads: int) -> d
     return out
 
 
-def _linear(sd: StateDict, name: str, d_in: int, d_out: int) -> dict:
+def linear(sd: StateDict, name: str, d_in: int, d_out: int) -> dict:
     return {"kernel": sd.take(f"{name}.weight", (d_out, d_in)).T,
             "bias": sd.take(f"{name}.bias", (d_out,))}
 
 
-def _layer_norm(sd: StateDict, name: str, d: int) -> dict:
+def layer_norm(sd: StateDict, name: str, d: int) -> dict:
     return {"scale": sd.take(f"{name}.weight", (d,)), "bias": sd.take(f"{name}.bias", (d,))}
 
 

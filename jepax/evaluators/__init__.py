@@ -38,6 +38,8 @@ EVALUATORS: dict[str, str | type] = {
     "gbdt": "jepax.evaluators.gbdt:GBDT",
     "downstream": "jepax.evaluators.downstream:Downstream",
     "intent_decoder": "jepax.evaluators.intent_decoder:IntentDecoder",
+    "closed_loop": "jepax.evaluators.closed_loop:ClosedLoop",
+    "world_model_probe": "jepax.evaluators.world_model_probe:WorldModelProbe",
 }
 
 

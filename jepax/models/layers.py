@@ -182,14 +182,14 @@ class Block(nnx.Module):
     """Pre-LN transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
 
     def __init__(self, dim: int, heads: int, mlp_ratio: float, *, layer_id: int, dtype,
-                 attention_impl: str | None, rngs: nnx.Rngs):
+                 attention_impl: str | None, rngs: nnx.Rngs, norm_eps: float = 1e-6):
         # I-JEPA's fix_init_weight: residual output projections scaled by 1/sqrt(2 * layer_id),
         # folded into their initializers (assigning to a Variable afterwards costs a trace each).
         rescale = (2.0 * layer_id) ** -0.5
-        self.norm1 = layer_norm(dim, dtype=dtype, rngs=rngs)
+        self.norm1 = layer_norm(dim, dtype=dtype, rngs=rngs, eps=norm_eps)
         self.attn = Attention(dim, heads, dtype=dtype, implementation=attention_impl,
                               out_scale=rescale, rngs=rngs)
-        self.norm2 = layer_norm(dim, dtype=dtype, rngs=rngs)
+        self.norm2 = layer_norm(dim, dtype=dtype, rngs=rngs, eps=norm_eps)
         self.mlp = MLP(dim, int(dim * mlp_ratio), dtype=dtype, out_scale=rescale, rngs=rngs)
 
     def __call__(self, x, key_mask=None, queries: int | None = None):

@@ -53,13 +53,14 @@ class PointEncoder(nnx.Module):
     tokens before every block, else once before the first (Point-MAE)."""
 
     def __init__(self, tokenizer: nnx.Module, *, dim, depth, heads, mlp_ratio, pos_hidden,
-                 pos_every_layer: bool, dtype, attention_impl, rngs):
+                 pos_every_layer: bool, dtype, attention_impl, rngs, norm_eps: float = 1e-6):
         self.tokenizer = tokenizer
         self.pos = PositionMLP(dim, pos_hidden, dtype=dtype, rngs=rngs)
         self.blocks = nnx.List([
             Block(dim, heads, mlp_ratio, layer_id=i + 1, dtype=dtype,
-                  attention_impl=attention_impl, rngs=rngs) for i in range(depth)])
-        self.norm = layer_norm(dim, dtype=dtype, rngs=rngs)
+                  attention_impl=attention_impl, rngs=rngs, norm_eps=norm_eps)
+            for i in range(depth)])
+        self.norm = layer_norm(dim, dtype=dtype, rngs=rngs, eps=norm_eps)
         self.pos_every_layer = pos_every_layer
 
     def __call__(self, groups, centres, keep_idx=None, keep_valid=None, final_norm: bool = True):
@@ -84,12 +85,13 @@ class PointPredictor(nnx.Module):
     of every target patch]; all blocks run as one batch of B * M sequences."""
 
     def __init__(self, *, in_dim, dim, depth, heads, mlp_ratio, pos_hidden, dtype,
-                 attention_impl, rngs):
+                 attention_impl, rngs, norm_eps: float = 1e-6):
         self.embed = _linear(in_dim, dim, dtype=dtype, rngs=rngs, names=("embed", None))
         self.mask_token = nnx.Param(deferred_normal(None, std=WEIGHT_STD)(rngs.params(), (dim,)))
         self.pos = PositionMLP(dim, pos_hidden, dtype=dtype, rngs=rngs)
         self.transformer = Transformer(dim, depth, heads, mlp_ratio, dtype=dtype,
-                                       attention_impl=attention_impl, rngs=rngs)
+                                       attention_impl=attention_impl, rngs=rngs,
+                                       norm_eps=norm_eps)
         self.proj = _linear(dim, in_dim, dtype=dtype, rngs=rngs, names=(None, "embed"))
 
     def __call__(self, z, ctx_centres, ctx_valid, tgt_centres, tgt_valid):
@@ -113,15 +115,16 @@ class ContextAwareDecoder(nnx.Module):
     rewrite it, so deep layers see context already mixed with the predictions."""
 
     def __init__(self, *, in_dim, dim, depth, heads, mlp_ratio, pos_hidden, dtype,
-                 attention_impl, rngs):
+                 attention_impl, rngs, norm_eps: float = 1e-6):
         self.context = nnx.List([_linear(in_dim, dim, dtype=dtype, rngs=rngs,
                                          names=("embed", None)) for _ in range(depth)])
         self.blocks = nnx.List([
             Block(dim, heads, mlp_ratio, layer_id=i + 1, dtype=dtype,
-                  attention_impl=attention_impl, rngs=rngs) for i in range(depth)])
+                  attention_impl=attention_impl, rngs=rngs, norm_eps=norm_eps)
+            for i in range(depth)])
         self.mask_token = nnx.Param(deferred_normal(None, std=WEIGHT_STD)(rngs.params(), (dim,)))
         self.pos = PositionMLP(dim, pos_hidden, dtype=dtype, rngs=rngs)
-        self.norm = layer_norm(dim, dtype=dtype, rngs=rngs)
+        self.norm = layer_norm(dim, dtype=dtype, rngs=rngs, eps=norm_eps)
         self.proj = _linear(dim, in_dim, dtype=dtype, rngs=rngs, names=(None, "embed"))
 
     def __call__(self, z, ctx_centres, ctx_valid, tgt_centres, tgt_valid):

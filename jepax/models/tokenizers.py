@@ -86,10 +86,13 @@ class PointPatchEmbed(nnx.Module):
     the pooled feature concatenated to every point, a second shared MLP (2 h2 -> h3 -> dim) and
     a max-pool. The reference uses BatchNorm inside the MLPs; here it is LayerNorm over the
     channels (the train loop keeps no running statistics, and a patch's token then does not
-    depend on the other clouds in its batch)."""
+    depend on the other clouds in its batch). `norm='frozen_batch'`: a per-channel scale and
+    bias instead, what a BatchNorm computes at inference (the reference's converted weights)."""
+
+    NORMS = ("layer", "frozen_batch")
 
     def __init__(self, num_groups: int, group_size: int, dim: int, hidden=(128, 256, 512), *,
-                 dtype, rngs: nnx.Rngs):
+                 dtype, rngs: nnx.Rngs, norm: str = "layer"):
         h1, h2, h3 = hidden
         self.num_groups, self.group_size = num_groups, group_size
         dense = lambda i, o, bias=True: nnx.Linear(
@@ -97,8 +100,9 @@ class PointPatchEmbed(nnx.Module):
             bias_init=zeros(None), rngs=rngs)
         self.fc1, self.fc2 = dense(3, h1, bias=False), dense(h1, h2)
         self.fc3, self.fc4 = dense(2 * h2, h3, bias=False), dense(h3, dim)
-        self.norm1 = layer_norm(h1, dtype=dtype, rngs=rngs)
-        self.norm2 = layer_norm(h3, dtype=dtype, rngs=rngs)
+        make_norm = layer_norm if norm == "layer" else ChannelAffine
+        self.norm1 = make_norm(h1, dtype=dtype, rngs=rngs)
+        self.norm2 = make_norm(h3, dtype=dtype, rngs=rngs)
 
     def split(self, points):
         """(B, N, 3) -> patches (B, G, K, 3) relative to their centres, centres (B, G, 3)."""
@@ -115,6 +119,19 @@ class PointPatchEmbed(nnx.Module):
         """(B, N, 3) -> tokens (B, G, dim), centres (B, G, 3)."""
         groups, centres = self.split(points)
         return self.embed(groups), centres
+
+
+class ChannelAffine(nnx.Module):
+    """x * scale + bias per channel (a BatchNorm frozen at its running statistics, folded)."""
+
+    def __init__(self, dim: int, *, dtype, rngs: nnx.Rngs):
+        ones = nnx.with_partitioning(nnx.initializers.ones_init(), ("norm",))
+        self.scale = nnx.Param(ones(rngs.params(), (dim,), jnp.float32))
+        self.bias = nnx.Param(zeros("norm")(rngs.params(), (dim,), jnp.float32))
+        self.dtype = dtype
+
+    def __call__(self, x):
+        return x * self.scale[...].astype(self.dtype) + self.bias[...].astype(self.dtype)
 
 
 def _symmetric_uniform(*names, bound: float):

@@ -28,11 +28,12 @@ class Transformer(nnx.Module):
     (about a third more compute): what lets large ViTs fit (see benchmarks/memory_plan.py)."""
 
     def __init__(self, dim, depth, heads, mlp_ratio, *, dtype, attention_impl, rngs,
-                 remat: bool = False):
+                 remat: bool = False, norm_eps: float = 1e-6):
         self.blocks = nnx.List([
             Block(dim, heads, mlp_ratio, layer_id=i + 1, dtype=dtype,
-                  attention_impl=attention_impl, rngs=rngs) for i in range(depth)])
-        self.norm = layer_norm(dim, dtype=dtype, rngs=rngs)
+                  attention_impl=attention_impl, rngs=rngs, norm_eps=norm_eps)
+            for i in range(depth)])
+        self.norm = layer_norm(dim, dtype=dtype, rngs=rngs, eps=norm_eps)
         self.remat = remat
 
     def __call__(self, x, key_mask=None, outputs: int | None = None):

@@ -134,7 +134,7 @@ def claims(results: dict, config) -> list[dict]:
                      + ", ".join(f"{at(ape, n):.2f}" for n in longer),
             holds=bool(longer and max(at(ape, n) for n in longer) < config.threshold)))
         out.append(dict(
-            claim=f"addition: RPE generalizes beyond the training length (paper: 5 -> 15 "
+            claim="addition: RPE generalizes beyond the training length (paper: 5 -> 15 "
                   "digits)",
             measured=", ".join(f"{n} reaches {m['reach']} digits" for n, m in rpe.items())
             + f" (exact match >= {config.threshold:.0%} at every length up to it)",

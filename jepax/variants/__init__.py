@@ -22,6 +22,7 @@ VARIANTS: dict[str, str | type] = {
     "t_jepa": "jepax.variants.t_jepa:TJEPA",
     "a_jepa": "jepax.variants.a_jepa:AJEPA",
     "ui_jepa": "jepax.variants.ui_jepa:UIJEPA",
+    "act_jepa": "jepax.variants.act_jepa:ACTJEPA",
 }
 
 

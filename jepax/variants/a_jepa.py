@@ -38,6 +38,7 @@ from jepax.models.functional import Functional
 from jepax.models.tokenizers import PatchEmbed
 from jepax.models.vit import Encoder, Predictor
 from jepax.variants.jepa import DTYPES, EncoderPredictorJEPA, validate_vit_model
+from jepax.variants.monitors import collapse_monitors
 
 log = logging.getLogger("jepax")
 FINE_TUNE_MASKING = ("regularized", "drop", "zero", "none")
@@ -104,14 +105,12 @@ class AJEPA(EncoderPredictorJEPA):
     # -- objective ---------------------------------------------------------------------------
     def loss(self, params, target, batch, rng):
         del rng  # masks come from the data pipeline
-        pred, h, _ = self.predict(params, target, self.normalize(batch["fbank"]), batch)
+        pred, h, grid = self.predict(params, target, self.normalize(batch["fbank"]), batch)
         valid = batch["target_valid"][..., None].astype(jnp.float32)
         per_elem = ((pred - h) ** 2 if self.config.model.loss == "l2"
                     else optax.huber_loss(pred, h, delta=1.0))
         loss = (per_elem * valid).sum() / (valid.sum() * h.shape[-1])
-        mean = (pred * valid).sum((0, 1, 2)) / valid.sum()
-        var = (((pred - mean) ** 2) * valid).sum((0, 1, 2)) / valid.sum()
-        return loss, {"pred_std": jnp.mean(jnp.sqrt(var + 1e-12)),
+        return loss, {**collapse_monitors(grid, pred, batch["target_valid"]),
                       "time_frequency_share": jnp.mean(batch["time_frequency"].astype(jnp.float32))}
 
     # -- evaluation --------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from jepax.models.functional import Functional
 from jepax.models.tokenizers import PatchEmbed
 from jepax.models.vit import Encoder, Predictor
 from jepax.variants.jepa import DTYPES, EncoderPredictorJEPA, validate_vit_model
+from jepax.variants.monitors import collapse_monitors
 
 
 class IJEPA(EncoderPredictorJEPA):
@@ -73,11 +74,11 @@ class IJEPA(EncoderPredictorJEPA):
     # -- objective ---------------------------------------------------------------------------
     def loss(self, params, target, batch, rng):
         del rng  # masks and augmentations come from the data pipeline
-        pred, h, _ = self.predict(params, target, self.normalize(batch["image"]), batch)
+        pred, h, grid = self.predict(params, target, self.normalize(batch["image"]), batch)
         valid = batch["target_valid"][..., None].astype(jnp.float32)
         per_elem = optax.huber_loss(pred, h, delta=1.0)  # == smooth-L1 with beta 1
         loss = (per_elem * valid).sum() / (valid.sum() * h.shape[-1])
-        return loss, {"target_std": jnp.sqrt(jnp.mean(jnp.var(pred, axis=(0, 1, 2))))}
+        return loss, collapse_monitors(grid, pred, batch["target_valid"])
 
     # -- evaluation --------------------------------------------------------------------------
     def eval_example_fn(self):

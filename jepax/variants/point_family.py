@@ -37,6 +37,7 @@ from jepax.models.point_transformer import PointEncoder
 from jepax.models.tokenizers import PointPatchEmbed
 from jepax.models.vit import gather_tokens
 from jepax.variants.jepa import EncoderPredictorJEPA
+from jepax.variants.monitors import collapse_monitors
 
 LOSSES = ("smooth_l1", "cosine")
 
@@ -60,6 +61,8 @@ def point_config():
         width=128, depth=4, heads=4, mlp_ratio=4.0,
         pos_hidden=128,             # position MLP 3 -> pos_hidden -> width
         pos_every_layer=True,       # add the positions before every encoder block (point2vec)
+        pointnet_norm="layer",      # layer | frozen_batch (the reference's BatchNorm at inference)
+        norm_eps=1e-6,              # transformer LayerNorm eps (the reference: torch's 1e-5)
         pred_width=64, pred_depth=2, pred_heads=4,
         loss="smooth_l1", loss_beta=2.0,
         dtype="float32", attention="auto",
@@ -129,10 +132,11 @@ class PointFamily(EncoderPredictorJEPA):
         self.config = config
         m, d = config.model, config.data
         dtype = DTYPES[m.dtype]
-        common = dict(mlp_ratio=m.mlp_ratio, dtype=dtype, attention_impl=m.attention)
+        common = dict(mlp_ratio=m.mlp_ratio, dtype=dtype, attention_impl=m.attention,
+                      norm_eps=m.norm_eps)
         self.encoder = Functional(lambda rngs: PointEncoder(
             PointPatchEmbed(m.num_groups, m.group_size, m.width, tuple(m.pointnet), dtype=dtype,
-                            rngs=rngs),
+                            rngs=rngs, norm=m.pointnet_norm),
             dim=m.width, depth=m.depth, heads=m.heads, pos_hidden=m.pos_hidden,
             pos_every_layer=m.pos_every_layer, rngs=rngs, **common))
         self.predictor = Functional(lambda rngs: self.predictor_class(
@@ -193,15 +197,15 @@ class PointFamily(EncoderPredictorJEPA):
         ctx_idx, ctx_valid, tgt_idx, tgt_valid = self.masks(batch, centres, rng)
         b, m, t = tgt_idx.shape
         h = self.encoder(self.teacher(params, target), groups, centres, final_norm=False)
-        h = normalize_features(jax.lax.stop_gradient(h).astype(jnp.float32))
-        h = gather_tokens(h, tgt_idx.reshape(b, m * t)).reshape(b, m, t, -1)
+        grid = normalize_features(jax.lax.stop_gradient(h).astype(jnp.float32))
+        h = gather_tokens(grid, tgt_idx.reshape(b, m * t)).reshape(b, m, t, -1)
         z = self.encoder(params["encoder"], groups, centres, ctx_idx, ctx_valid)
         pred = self.predictor(params["predictor"], z, gather_tokens(centres, ctx_idx), ctx_valid,
                               gather_points(centres, tgt_idx), tgt_valid).astype(jnp.float32)
         valid = tgt_valid.astype(jnp.float32)
         per_token = token_loss(pred, h, self.config.model.loss, self.config.model.loss_beta)
         loss = (per_token * valid).sum() / valid.sum()
-        return loss, {"pred_std": token_std(pred, valid), "target_std": token_std(h, valid),
+        return loss, {**collapse_monitors(grid, pred, valid),
                       "context_patches": ctx_valid.sum(-1).mean().astype(jnp.float32)}
 
     # -- evaluation --------------------------------------------------------------------------
@@ -275,14 +279,6 @@ def token_loss(pred, target, kind: str, beta: float):
     return optax.huber_loss(pred, target, delta=beta).mean(-1) / beta  # == smooth-L1(beta)
 
 
-def token_std(x, valid):
-    """Mean over channels of the std over valid tokens (a collapse monitor: 0 = collapsed)."""
-    w = valid[..., None] / valid.sum()
-    mean = (x * w).sum(axis=tuple(range(x.ndim - 1)))
-    var = (((x - mean) ** 2) * w).sum(axis=tuple(range(x.ndim - 1)))
-    return jnp.sqrt(var).mean()
-
-
 def validate(config) -> None:
     m, d = config.model, config.data
     for key in ("num_groups", "group_size", "width", "depth", "heads", "pred_width",
@@ -292,6 +288,11 @@ def validate(config) -> None:
     if m.width % m.heads or m.pred_width % m.pred_heads:
         raise ConfigError(f"model widths ({m.width}, {m.pred_width}) must be divisible by their "
                           f"heads ({m.heads}, {m.pred_heads})")
+    if m.pointnet_norm not in PointPatchEmbed.NORMS:
+        raise ConfigError(f"model.pointnet_norm={m.pointnet_norm!r}: use one of "
+                          f"{PointPatchEmbed.NORMS}")
+    if not m.norm_eps > 0:
+        raise ConfigError(f"model.norm_eps={m.norm_eps} must be positive")
     if len(m.pointnet) != 3 or min(m.pointnet) <= 0:
         raise ConfigError(f"model.pointnet={tuple(m.pointnet)}: give three positive widths")
     if m.num_groups > d.points or m.group_size > d.points:

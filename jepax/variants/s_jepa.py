@@ -33,6 +33,8 @@ from data_pipelines.masks.spatial_block import SpatialBlockMasks, SpatialBlockSp
 from jepax import flops
 from jepax.config import ConfigError
 from jepax.models import s_jepa as model
+from jepax.models.layers import normalize_features
+from jepax.variants.monitors import collapse_monitors
 
 
 class SJEPA:
@@ -43,7 +45,7 @@ class SJEPA:
     def __init__(self, config):
         validate(config)
         self.config = config
-        m, d = config.model, config.data
+        d = config.data
         from data_pipelines import eeg  # the montage lives in the data
 
         dataset = eeg.load_dataset(d)
@@ -107,7 +109,7 @@ class SJEPA:
         # targets: average of the teacher's last layers over every token
         full, _ = model.embed_tokens(target, x)
         _, layers = model.encode(target["transformer"], full, rate=0.0, all_layers=True, **kw)
-        h = jax.lax.stop_gradient(_normalize(sum(layers[-m.target_layers:]) / m.target_layers))
+        h = jax.lax.stop_gradient(normalize_features(sum(layers[-m.target_layers:]) / m.target_layers))
         # context: each context's electrodes, all their time tokens
         enc = params["encoder"]
         pos = model.position_table(enc["channel_embedding"], t)
@@ -129,7 +131,7 @@ class SJEPA:
         goal = jnp.take_along_axis(h[:, None, None], tgt_idx[..., None], axis=3)
         valid = tgt_valid[..., None].astype(jnp.float32)
         loss = jnp.sum(valid * (pred - goal) ** 2) / (jnp.sum(valid) * h.shape[-1])
-        return loss, {"pred_std": _feature_std(pred, valid), "target_std": _feature_std(goal, valid)}
+        return loss, collapse_monitors(h, pred, tgt_valid)
 
     # -- evaluation --------------------------------------------------------------------------
     def outputs(self, target, inputs):
@@ -177,19 +179,6 @@ def _token_index(channels, valid, tokens):
     idx = channels[..., None] * tokens + jnp.arange(tokens)
     shape = channels.shape[:-1] + (channels.shape[-1] * tokens,)
     return idx.reshape(shape), jnp.repeat(valid, tokens, axis=-1).reshape(shape)
-
-
-def _normalize(x, eps=1e-5):
-    mean = x.mean(-1, keepdims=True)
-    return (x - mean) * jax.lax.rsqrt(((x - mean) ** 2).mean(-1, keepdims=True) + eps)
-
-
-def _feature_std(x, valid):
-    """Std over valid tokens of each feature, averaged: a collapse monitor (0 = collapsed)."""
-    n = jnp.sum(valid)
-    mean = jnp.sum(x * valid, axis=(0, 1, 2, 3)) / n
-    var = jnp.sum(valid * (x - mean) ** 2, axis=(0, 1, 2, 3)) / n
-    return jnp.mean(jnp.sqrt(var + 1e-12))
 
 
 def _band_power_features(arrays):

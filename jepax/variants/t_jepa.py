@@ -30,6 +30,7 @@ from jepax.models.tabular import TableEncoder, table_predictor
 from jepax.models.tokenizers import FeatureTokenizer
 from jepax.models.vit import gather_tokens
 from jepax.variants.jepa import EncoderPredictorJEPA
+from jepax.variants.monitors import collapse_monitors
 
 
 class TJEPA(EncoderPredictorJEPA):
@@ -86,7 +87,7 @@ class TJEPA(EncoderPredictorJEPA):
                               batch["target_idx"], batch["target_valid"])
         valid = batch["target_valid"][..., None].astype(jnp.float32)
         loss = (((pred - wanted) ** 2) * valid).sum() / (valid.sum() * h.shape[-1])
-        return loss, collapse_metrics(h[:, self.config.model.n_reg:], pred, valid)
+        return loss, collapse_monitors(h[:, self.config.model.n_reg:], pred, batch["target_valid"])
 
     # -- evaluation --------------------------------------------------------------------------
     def eval_example_fn(self):
@@ -125,17 +126,6 @@ class TJEPA(EncoderPredictorJEPA):
                             outputs=t)
                     + flops.linear(global_batch * k * t, m.pred_width, m.width))
         return target_fwd + 3 * (context_fwd + pred_fwd)  # backward = 2x forward
-
-
-def collapse_metrics(h, pred, valid) -> dict:
-    """Per-feature variance of the target encoder's outputs over the batch (its mean over the
-    features and its smallest feature: near 0 means collapsed) and the predictions' spread."""
-    per_feature = jnp.var(h.astype(jnp.float32), axis=0).mean(-1)  # (n_features,)
-    weights = valid / valid.sum()
-    mean = (pred * weights).sum((0, 1, 2))
-    pred_var = (((pred - mean) ** 2) * weights).sum((0, 1, 2)).mean()
-    return {"feature_var": per_feature.mean(), "feature_var_min": per_feature.min(),
-            "pred_std": jnp.sqrt(pred_var)}
 
 
 def validate(config) -> None:

@@ -31,6 +31,7 @@ from jepax.models.functional import Functional
 from jepax.models.tokenizers import TubeletEmbed
 from jepax.models.vit import Encoder, Predictor
 from jepax.variants.jepa import DTYPES, EncoderPredictorJEPA, validate_vit_model
+from jepax.variants.monitors import collapse_monitors
 
 MASK_KEYS = ("context_idx", "context_valid", "target_idx", "target_valid")
 BASELINE_POOL = 8  # the pixel baseline's spatial resolution per frame
@@ -73,14 +74,15 @@ class UIJEPA(EncoderPredictorJEPA):
         del rng  # masks come from the data pipeline
         b, g = batch["frames"].shape[0], self.masks.num_groups
         pairs = {k: batch[k].reshape((b * g,) + batch[k].shape[2:]) for k in MASK_KEYS}
-        pred, h, _ = self.predict(params, target, self.normalize(batch["frames"]), pairs, groups=g)
+        pred, h, tokens = self.predict(params, target, self.normalize(batch["frames"]), pairs,
+                                       groups=g)
         valid = pairs["target_valid"][..., None].astype(jnp.float32)
         per_pair = (jnp.abs(pred - h) * valid).sum(axis=(1, 2, 3)) / (
             valid.sum(axis=(1, 2, 3)) * h.shape[-1])
         per_group = per_pair.reshape(b, g).mean(axis=0)
         metrics = {f"loss_{name}": per_group[i] for i, name in enumerate(self.masks.spec.groups)}
-        metrics["pred_std"] = jnp.sqrt(jnp.mean(jnp.var(pred, axis=(0, 1, 2))))
-        metrics["target_std"] = jnp.sqrt(jnp.mean(jnp.var(h, axis=(0, 1, 2))))
+        # `tokens` repeats each example once per group: the same std across examples.
+        metrics.update(collapse_monitors(tokens, pred, pairs["target_valid"]))
         return per_group.mean(), metrics
 
     # -- evaluation --------------------------------------------------------------------------

@@ -1,0 +1,39 @@
+"""Closed-loop success rate: roll the row's policy out in its simulator from held-out seeds and
+count the episodes that solve their task (at any step, as Meta-World's success flag).
+
+Reads a variant with ``rollouts(policy, seeds, tasks, max_steps=, execute=)`` (ACT-JEPA on
+point pushing); model-free rows have no policy and get no entry. Metrics of block ``<name>``:
+``<name>_success`` over all rollouts and ``<name>_<task>`` per task (tasks alternate over
+the seeds). Seeds start at ``first_seed``, far from the recorded demonstrations' seeds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jepax.evaluators.base import check
+
+
+class ClosedLoop:
+    DEFAULTS = dict(rollouts=50, max_steps=100, execute=10, first_seed=10**9,
+                    tasks=("push", "reach"))
+
+    def __init__(self, name, config_block):
+        self.name, self.block = name, config_block
+        self.every = int(config_block["every"])
+        check(name, config_block, positive=("rollouts", "max_steps", "execute"),
+              nonnegative=("every",))
+        self.columns = (f"{name}_success", *(f"{name}_{t}" for t in config_block["tasks"]))
+
+    def evaluate(self, row):
+        if row.params is None or not hasattr(row.variant, "rollouts"):
+            return {}
+        b = self.block
+        seeds = b["first_seed"] + np.arange(b["rollouts"])
+        tasks = seeds % len(b["tasks"])
+        success = row.variant.rollouts(row.params, seeds, tasks, max_steps=b["max_steps"],
+                                       execute=b["execute"])["success"]
+        out = {f"{self.name}_success": float(success.mean())}
+        for i, task in enumerate(b["tasks"]):
+            out[f"{self.name}_{task}"] = float(success[tasks == i].mean())
+        return out

@@ -1,0 +1,75 @@
+"""Write ACT-JEPA's results table (closed-loop success, world-model probe RMSE, RankMe) for the
+ACT-JEPA run, the action-chunking baseline run (jepa_weight=0), optionally the transfer run
+(JEPA-only encoder, frozen, + trained action decoder), the untrained network and the probe on
+the raw observation, between `<results>` markers.
+
+    python scripts/record_act_jepa.py --workdir=runs/act_jepa --baseline=runs/act \\
+        [--transfer=runs/transfer] --into=experiments/act_jepa.py [--note="shared machine"]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from record_results import cpu_name, newest_eval, write_between_markers  # noqa: E402
+
+from jepax.metrics import read_metrics  # noqa: E402
+
+COLUMNS = (("closed_loop_success", "success", ".2f"), ("closed_loop_push", "push", ".2f"),
+           ("closed_loop_reach", "reach", ".2f"), ("world_model_rmse", "world-model RMSE", ".3f"),
+           ("world_model_rmse_last", "RMSE at +30", ".3f"), ("rankme", "RankMe", ".1f"))
+
+
+def rows(workdir: Path, baseline: Path, transfer: Path | None) -> dict[str, dict]:
+    run, base = newest_eval(workdir), newest_eval(baseline)
+    out = {"ACT-JEPA": run["pretrained"], "ACT (no JEPA branch)": base["pretrained"]}
+    if transfer is not None:
+        out["JEPA-only encoder (frozen) + action decoder"] = newest_eval(transfer)["pretrained"]
+    out["random init"] = run["random init"]
+    out["raw observation (probe only)"] = run.get("raw observation", {})
+    return out
+
+
+def _fmt(row, key, spec):
+    return format(row[key], spec) if isinstance(row.get(key), (int, float)) else "-"
+
+
+def footer(name: str, workdir: Path) -> str:
+    config = json.loads((workdir / "config.json").read_text())
+    records = read_metrics(workdir)
+    minutes = sum(r["step_s"] for r in records) / 60
+    rollouts = config["evals"]["closed_loop"]["rollouts"]
+    return (f"{name}: {newest_eval(workdir)['step']} steps of batch {config['train']['batch_size']}"
+            f" in {minutes:.1f} min of training; {rollouts} closed-loop rollouts.")
+
+
+def table(workdir: Path, baseline: Path, transfer: Path | None, note: str) -> list[str]:
+    table_rows = rows(workdir, baseline, transfer)
+    lines = ["| policy | " + " | ".join(c[1] for c in COLUMNS) + " |",
+             "| --- |" + " --- |" * len(COLUMNS)]
+    for name, row in table_rows.items():
+        lines.append(f"| {name} | " + " | ".join(_fmt(row, k, s) for k, _, s in COLUMNS) + " |")
+    lines.append("")
+    runs = {"ACT-JEPA": workdir, "baseline": baseline, "transfer": transfer}
+    lines += [footer(name, path) for name, path in runs.items() if path is not None]
+    lines.append(f"Machine: {cpu_name()}" + (f"; {note}" if note else "") + ".")
+    return lines
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workdir", required=True, type=Path)
+    parser.add_argument("--baseline", required=True, type=Path)
+    parser.add_argument("--transfer", type=Path, default=None)
+    parser.add_argument("--into", required=True, type=Path)
+    parser.add_argument("--note", default="")
+    args = parser.parse_args()
+    write_between_markers(args.into, table(args.workdir, args.baseline, args.transfer, args.note))
+
+
+if __name__ == "__main__":
+    main()
