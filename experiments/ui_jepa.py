@@ -51,7 +51,9 @@ difference win clearly (ROUGE-L 0.895, slot accuracy 0.620). All rows get the in
 mostly right (ROUGE-L ~0.86-0.90 on seen intents); what separates them is the parameter (which
 contact, setting, item), which needs fine detail that 4 x 4 tubelets of 64 x 64 frames pooled
 over space per time slice barely keep. The JEPA loss fell from 0.82 to 0.25 in 240 steps
-without collapse (pred_std 0.81, target_std 0.89, RankMe 6.4 vs 7.9 at random init). Zero-shot:
+without collapse (the predictions' std over tokens 0.81 and the layer-normed targets' 0.89 at
+the end, as logged before the shared jepax/variants/monitors.py definitions were merged;
+RankMe 6.4 vs 7.9 at random init). Zero-shot:
 every row states a *seen* template (the decoder's vocabulary cannot say "off" or "call"), e.g.
 "turn off bluetooth" -> "turn on bluetooth" (ROUGE-L 0.75, slot right), so zero-shot scores
 measure slot recognition and partial overlap only (ROUGE-L ~0.21, slot accuracy 0.13-0.18).
