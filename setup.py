@@ -48,6 +48,8 @@ setup(
         # Captioned images (TI-JEPA): CLDR emoji names for the emoji scenes, macro-F1. The Noto
         # Color Emoji font is a Debian package (scripts/setup.sh).
         "image_text": ["emoji>=2.10,<3", "scikit-learn>=1.4,<2"],
+        # Screen recordings (UI-JEPA): PyAV (FFmpeg) video files, ROUGE for the intent decoder.
+        "ui": ["av>=12,<20", "rouge-score==0.1.2"],
         # Robot demonstrations (ACT-JEPA): robomimic / ACT HDF5 files, rollout GIFs, Meta-World's
         # scripted experts (MuJoCo; CPU rendering needs Debian libosmesa6, see scripts/setup.sh).
         "robotics": ["h5py>=3.10,<4", "pillow>=10", "metaworld>=3.1,<4"],

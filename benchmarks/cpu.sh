@@ -24,6 +24,7 @@ py=${PYTHON:-python}
       --config=experiments/brain_jepa.py --config=experiments/a_jepa.py \
       --config=experiments/point_jepa.py --config=experiments/jepa3d.py \
       --config=experiments/mc_jepa.py --config=experiments/ti_jepa.py:random_encoders \
+      --config=experiments/ui_jepa.py \
       --config=experiments/act_jepa.py
   $py -m benchmarks.point_tokenizer --config=experiments/point_jepa.py --config=experiments/jepa3d.py
   $py -m benchmarks.sequence_models --config=experiments/copying.py

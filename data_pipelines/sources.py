@@ -41,6 +41,7 @@ SOURCES: dict[str, str | Callable[[Any, str], Source]] = {
     "mvsa": "data_pipelines.image_text:mvsa_source",
     "emoji_scenes": "data_pipelines.emoji_scenes:emoji_scenes_source",
     "audio": "data_pipelines.speech_tasks:audio_source",
+    "ui_recordings": "data_pipelines.ui_recordings:source",
     "demonstrations": "data_pipelines.demonstrations:source",
 }
 

@@ -3,7 +3,7 @@
 # Extra arguments go to pytest, e.g. scripts/test.sh -k masks
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/setup.sh test,bench,eeg,tables,notebook,docs,fmri,audio,points,flow,image_text,robotics
+source scripts/setup.sh test,bench,eeg,tables,notebook,docs,fmri,audio,points,flow,image_text,robotics,ui
 # braindecode is the PyTorch reference for S-JEPA parity tests only. Without --no-deps pip would
 # replace the CPU torch to satisfy its torchaudio pin (tests/braindecode_reference.py explains).
 .venv/bin/python -m pip install -q --no-deps braindecode==1.8.1

@@ -39,6 +39,7 @@ EVALUATORS: dict[str, str | type] = {
     "flow_epe": "jepax.evaluators.flow_epe:FlowEPE",
     "fusion_check": "jepax.evaluators.fusion_check:FusionCheck",
     "downstream": "jepax.evaluators.downstream:Downstream",
+    "intent_decoder": "jepax.evaluators.intent_decoder:IntentDecoder",
     "closed_loop": "jepax.evaluators.closed_loop:ClosedLoop",
     "world_model_probe": "jepax.evaluators.world_model_probe:WorldModelProbe",
 }

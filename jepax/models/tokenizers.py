@@ -41,6 +41,27 @@ class PatchEmbed(nnx.Module):
         return self.embed(self.split(images))
 
 
+class TubeletEmbed(nnx.Module):
+    """Video (B, T, H, W, C) -> non-overlapping tubelets of `frames` x p x p (V-JEPA's Conv3d
+    with kernel = stride = (frames, p, p)), token order (t, h, w) row-major -> linear projection."""
+
+    def __init__(self, frames: int, patch_size: int, channels: int, dim: int, *, dtype,
+                 rngs: nnx.Rngs):
+        self.frames, self.patch_size = frames, patch_size
+        self.proj = nnx.Linear(frames * patch_size * patch_size * channels, dim, dtype=dtype,
+                               kernel_init=dense_init(None, "embed"), bias_init=zeros("embed"),
+                               rngs=rngs)
+
+    def split(self, video):
+        """(B, T, H, W, C) -> (B, T/f * H/p * W/p, f*p*p*C)."""
+        p = self.patch_size
+        return rearrange(video, "b (t f) (h p) (w q) c -> b (t h w) (f p q c)", f=self.frames,
+                         p=p, q=p)
+
+    def embed(self, tubelets):
+        return self.proj(tubelets)
+
+
 class RoiPatches(nnx.Module):
     """fMRI (B, ROI, T) -> (B, ROI * T/p, p) non-overlapping time patches, ROI-major (token =
     roi * T/p + t) -> linear projection (Brain-JEPA's Conv2d with kernel and stride (1, p))."""

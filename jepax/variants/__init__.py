@@ -24,6 +24,7 @@ VARIANTS: dict[str, str | type] = {
     "text_mlm": "jepax.variants.text_mlm:TextMLM",
     "ti_jepa": "jepax.variants.ti_jepa:TIJEPA",
     "a_jepa": "jepax.variants.a_jepa:AJEPA",
+    "ui_jepa": "jepax.variants.ui_jepa:UIJEPA",
     "act_jepa": "jepax.variants.act_jepa:ACTJEPA",
 }
 

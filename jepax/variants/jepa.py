@@ -45,13 +45,19 @@ class EncoderPredictorJEPA:
         """Downstream evaluation reads the frozen EMA target encoder, as the papers do."""
         return target
 
-    def predict(self, params, target, inputs, batch):
+    def predict(self, params, target, inputs, batch, groups: int = 1):
         """(predictions, targets, h): the predictor's outputs and the layer-normed target
         embeddings at batch['target_idx'] (both (B, M, T, D) float32), and the normalized
         target features of every token (B, N, D). The target branch carries no gradient.
-        For ViT ``Encoder`` / ``Predictor`` modules (jepax/models/vit.py)."""
+        For ViT ``Encoder`` / ``Predictor`` modules (jepax/models/vit.py).
+
+        `groups` > 1 (V-JEPA's multi-mask): the masks hold `groups` (context, targets) pairs per
+        example, example-major (B * groups leading rows); the target encoder still runs once per
+        example, the context encoder and predictor once per pair."""
         h = jax.lax.stop_gradient(self.encoder(target, inputs))
         h = normalize_features(h.astype(jnp.float32))
+        if groups > 1:
+            h, inputs = jnp.repeat(h, groups, axis=0), jnp.repeat(inputs, groups, axis=0)
         b, m, t = batch["target_idx"].shape
         targets = gather_tokens(h, batch["target_idx"].reshape(b, m * t)).reshape(b, m, t, -1)
         z = self.encoder(params["encoder"], inputs, batch["context_idx"], batch["context_valid"])
@@ -59,14 +65,17 @@ class EncoderPredictorJEPA:
                               batch["target_idx"], batch["target_valid"]).astype(jnp.float32)
         return pred, targets, h
 
-    def jepa_flops(self, global_batch: int, tokens: int, patch_dim: int, num_targets: int) -> float:
+    def jepa_flops(self, global_batch: int, tokens: int, patch_dim: int, num_targets: int,
+                   groups: int = 1) -> float:
         """Analytic FLOPs of one ``predict`` step: target encoder forward on all `tokens`, context
-        encoder and predictor forward + backward (2x forward) at the masks' capacities. Reads
-        model.width, depth, mlp_ratio, pred_width, pred_depth and self.masks' capacities."""
-        m, b = self.config.model, global_batch
+        encoder and predictor forward + backward (2x forward) at the masks' capacities, once per
+        mask group. Reads model.width, depth, mlp_ratio, pred_width, pred_depth and self.masks'
+        capacities."""
+        m = self.config.model
+        target_fwd = (flops.linear(global_batch * tokens, patch_dim, m.width)
+                      + flops.transformer(global_batch, tokens, m.width, m.depth, m.mlp_ratio))
+        b = global_batch * groups
         c, t = self.masks.context_capacity, self.masks.target_capacity
-        target_fwd = (flops.linear(b * tokens, patch_dim, m.width)
-                      + flops.transformer(b, tokens, m.width, m.depth, m.mlp_ratio))
         context_fwd = (flops.linear(b * c, patch_dim, m.width)  # only the kept tokens
                        + flops.transformer(b, c, m.width, m.depth, m.mlp_ratio))
         pred_fwd = (flops.linear(b * c, m.width, m.pred_width)
