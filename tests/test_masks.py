@@ -7,7 +7,7 @@ import pytest
 
 from data_pipelines.masks.block_area import largest_jepax_block, largest_official_block
 from data_pipelines.masks.multiblock import (MaskConfigError, MultiBlockMasks, MultiBlockSpec,
-                                             _block_size, _official_block_size)
+                                             block_size, _official_block_size)
 
 GRID = (14, 14)  # 224 / 16, the paper's grid
 N = GRID[0] * GRID[1]
@@ -269,6 +269,6 @@ def test_exact_capacity_finds_the_narrow_sizes_a_sweep_missed():
     assert MultiBlockMasks(spec).target_capacity == 169
     # Sampled blocks never exceed the exact capacity, and reach it.
     rng = np.random.default_rng(0)
-    sizes = [math.prod(_block_size(rng.uniform(0.1995, 0.2), rng.uniform(0.999, 1.001), 784,
+    sizes = [math.prod(block_size(rng.uniform(0.1995, 0.2), rng.uniform(0.999, 1.001), 784,
                                    (28, 28))) for _ in range(200)]
     assert max(sizes) == 169

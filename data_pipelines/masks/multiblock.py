@@ -49,6 +49,17 @@ class MaskConfigError(ValueError):
     """Mask settings that cannot produce valid masks."""
 
 
+def spec_from_config(cls, mask_config, grid):
+    """A frozen mask-spec dataclass from the config's values for its fields (`grid` given):
+    config lists become tuples (the spec stays hashable), numbers in them floats (a config may
+    write (1, 1))."""
+    names = {f.name for f in dataclasses.fields(cls)} - {"grid"}
+    kwargs = {k: mask_config[k] for k in names if k in mask_config}
+    kwargs = {k: tuple(float(x) if isinstance(x, (int, float)) else x for x in v)
+              if isinstance(v, (list, tuple)) else v for k, v in kwargs.items()}
+    return cls(grid=tuple(grid), **kwargs)
+
+
 @dataclasses.dataclass(frozen=True)
 class MultiBlockSpec:
     grid: tuple[int, int]
@@ -66,12 +77,7 @@ class MultiBlockSpec:
 
     @classmethod
     def from_config(cls, mask_config, grid: tuple[int, int]) -> "MultiBlockSpec":
-        fields = {f.name for f in dataclasses.fields(cls)} - {"grid"}
-        kwargs = {k: mask_config[k] for k in fields if k in mask_config}
-        for k in ("target_scale", "target_aspect", "context_scale", "context_aspect"):
-            if k in kwargs:
-                kwargs[k] = tuple(float(v) for v in kwargs[k])
-        return cls(grid=tuple(grid), **kwargs)
+        return spec_from_config(cls, mask_config, grid)
 
     def validate(self) -> None:
         for name in ("target_scale", "context_scale"):
@@ -95,7 +101,7 @@ class MultiBlockSpec:
             raise MaskConfigError("official mask semantics need a patch grid of at least 2x2")
 
 
-def _block_size(scale: float, aspect: float, n: int, grid) -> tuple[int, int]:
+def block_size(scale: float, aspect: float, n: int, grid) -> tuple[int, int]:
     area = scale * n
     h = int(round(math.sqrt(area * aspect)))
     w = int(round(math.sqrt(area / aspect)))
@@ -181,7 +187,7 @@ class MultiBlockMasks:
     # -- jepax semantics ---------------------------------------------------------------------
     def _random_block(self, rng, scale, aspect) -> np.ndarray:
         g = self.spec.grid
-        h, w = _block_size(rng.uniform(*scale), rng.uniform(*aspect), self.num_patches, g)
+        h, w = block_size(rng.uniform(*scale), rng.uniform(*aspect), self.num_patches, g)
         top = rng.integers(0, g[0] - h + 1)
         left = rng.integers(0, g[1] - w + 1)
         block = np.zeros(g, bool)

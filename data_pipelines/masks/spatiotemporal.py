@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from data_pipelines.masks.multiblock import MaskConfigError, pack, resolve_capacity
+from data_pipelines.masks.multiblock import MaskConfigError, pack, resolve_capacity, spec_from_config
 
 MAX_RESAMPLES = 200
 OFFICIAL_END_COLUMNS = 3  # the released collator's hard-coded early/late column pools
@@ -72,12 +72,7 @@ class SpatiotemporalSpec:
 
     @classmethod
     def from_config(cls, mask_config, grid) -> "SpatiotemporalSpec":
-        names = {f.name for f in dataclasses.fields(cls)} - {"grid"}
-        kwargs = {k: mask_config[k] for k in names if k in mask_config}
-        for k in names:
-            if k.endswith("_scale") and k in kwargs:
-                kwargs[k] = tuple(float(v) for v in kwargs[k])
-        return cls(grid=tuple(grid), **kwargs)
+        return spec_from_config(cls, mask_config, grid)
 
     def validate(self) -> None:
         rois, cols = self.grid

@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from data_pipelines.masks.multiblock import MaskConfigError, _block_size, pack, resolve_capacity
+from data_pipelines.masks.multiblock import (MaskConfigError, block_size, pack, resolve_capacity,
+                                             spec_from_config)
 
 MAX_RESAMPLES = 200
 GROUPS = ("short", "long", "temporal")
@@ -52,13 +53,7 @@ class TubeletMaskSpec:
 
     @classmethod
     def from_config(cls, mask_config, grid) -> "TubeletMaskSpec":
-        names = {f.name for f in dataclasses.fields(cls)} - {"grid"}
-        kwargs = {k: mask_config[k] for k in names if k in mask_config}
-        if "aspect" in kwargs:
-            kwargs["aspect"] = tuple(float(v) for v in kwargs["aspect"])
-        if "groups" in kwargs:
-            kwargs["groups"] = tuple(kwargs["groups"])
-        return cls(grid=tuple(grid), **kwargs)
+        return spec_from_config(cls, mask_config, grid)
 
     def validate(self) -> None:
         t, h, w = self.grid
@@ -120,7 +115,7 @@ class TubeletMasks:
         for _ in range(MAX_RESAMPLES):
             covered = np.zeros((h, w), bool)
             for _ in range(blocks):
-                bh, bw = _block_size(scale, rng.uniform(*self.spec.aspect), h * w, (h, w))
+                bh, bw = block_size(scale, rng.uniform(*self.spec.aspect), h * w, (h, w))
                 top, left = rng.integers(0, h - bh + 1), rng.integers(0, w - bw + 1)
                 covered[top:top + bh, left:left + bw] = True
             masked = np.broadcast_to(covered, (t, h, w)).reshape(-1)
