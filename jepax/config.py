@@ -18,6 +18,13 @@ class ConfigError(ValueError):
     """A config value that cannot work; the message says which and how to fix it."""
 
 
+def require_positive(section, name: str, keys) -> None:
+    """A ConfigError naming the first of `keys` in config section `name` that is not > 0."""
+    for key in keys:
+        if section[key] <= 0:
+            raise ConfigError(f"{name}.{key}={section[key]} must be positive")
+
+
 def base_config() -> ml_collections.ConfigDict:
     """Sections every run has: train loop, optimizer, mesh, logging, eval, distributed."""
     c = ml_collections.ConfigDict()

@@ -28,7 +28,7 @@ from flax import nnx
 from data_pipelines import point_push
 from data_pipelines.demonstrations import demonstrations
 from jepax import flops
-from jepax.config import ConfigError
+from jepax.config import ConfigError, require_positive
 from jepax.models.functional import Functional
 from jepax.models.layers import ATTENTION_IMPLEMENTATIONS, DTYPES
 from jepax.models.policy import ObservationEncoder, QueryDecoder
@@ -221,9 +221,8 @@ def masked_l1(pred, target, valid):
 
 def validate(config) -> None:
     m, d = config.model, config.data
-    for key in ("width", "depth", "heads", "pred_width", "pred_depth", "dec_depth"):
-        if m[key] <= 0:
-            raise ConfigError(f"model.{key}={m[key]} must be positive")
+    require_positive(m, "model", ("width", "depth", "heads", "pred_width", "pred_depth",
+                                  "dec_depth"))
     if m.width % m.heads or m.pred_width % m.heads or m.width % 4:
         raise ConfigError(f"model.width={m.width} and pred_width={m.pred_width} must be divisible "
                           f"by model.heads={m.heads} (and width by 4 for sin-cos positions)")

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from data_pipelines import sources
 from jepax import flops
-from jepax.config import ConfigError
+from jepax.config import ConfigError, require_positive
 from jepax.models.layers import ATTENTION_IMPLEMENTATIONS, DTYPES, normalize_features
 from jepax.models.vit import gather_tokens
 
@@ -88,9 +88,8 @@ class EncoderPredictorJEPA:
 def validate_vit_model(m, patch_key: str = "patch_size") -> None:
     """The model section of a ViT encoder + narrow ViT predictor with sin-cos-based positions
     (sizes positive, widths divisible by their heads and by 4, a known attention and dtype)."""
-    for key in ("width", "depth", "heads", "pred_width", "pred_depth", "pred_heads", patch_key):
-        if m[key] <= 0:
-            raise ConfigError(f"model.{key}={m[key]} must be positive")
+    require_positive(m, "model", ("width", "depth", "heads", "pred_width", "pred_depth",
+                                  "pred_heads", patch_key))
     if m.width % m.heads or m.pred_width % m.pred_heads:
         raise ConfigError(f"model widths ({m.width}, {m.pred_width}) must be divisible by their "
                           f"heads ({m.heads}, {m.pred_heads})")

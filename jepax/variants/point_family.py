@@ -29,7 +29,7 @@ from data_pipelines import points as points_lib
 from data_pipelines import sources
 from data_pipelines.masks.multiblock import MaskConfigError
 from jepax import evaluators, flops
-from jepax.config import ConfigError, base_config
+from jepax.config import ConfigError, base_config, require_positive
 from jepax.models.functional import Functional
 from jepax.models.layers import ATTENTION_IMPLEMENTATIONS, DTYPES, normalize_features
 from jepax.models.point_ops import gather_points, group_points
@@ -281,10 +281,8 @@ def token_loss(pred, target, kind: str, beta: float):
 
 def validate(config) -> None:
     m, d = config.model, config.data
-    for key in ("num_groups", "group_size", "width", "depth", "heads", "pred_width",
-                "pred_depth", "pred_heads", "pos_hidden"):
-        if m[key] <= 0:
-            raise ConfigError(f"model.{key}={m[key]} must be positive")
+    require_positive(m, "model", ("num_groups", "group_size", "width", "depth", "heads",
+                                  "pred_width", "pred_depth", "pred_heads", "pos_hidden"))
     if m.width % m.heads or m.pred_width % m.pred_heads:
         raise ConfigError(f"model widths ({m.width}, {m.pred_width}) must be divisible by their "
                           f"heads ({m.heads}, {m.pred_heads})")

@@ -31,7 +31,7 @@ from jax.sharding import PartitionSpec
 from data_pipelines import sources
 from data_pipelines.masks.spatial_block import SpatialBlockMasks, SpatialBlockSpec
 from jepax import flops
-from jepax.config import ConfigError
+from jepax.config import ConfigError, require_positive
 from jepax.models import s_jepa as model
 from jepax.models.layers import normalize_features
 from jepax.variants.monitors import collapse_monitors
@@ -198,15 +198,11 @@ def validate(config) -> None:
                           f"channel + {model.TEMPORAL_DIMS} temporal dims = 64")
     if m.width % m.heads:
         raise ConfigError(f"model.width={m.width} is not divisible by model.heads={m.heads}")
-    for key in ("depth", "pred_depth", "ff", "target_layers"):
-        if m[key] <= 0:
-            raise ConfigError(f"model.{key}={m[key]} must be positive")
+    require_positive(m, "model", ("depth", "pred_depth", "ff", "target_layers"))
     if m.target_layers > m.depth:
         raise ConfigError(f"model.target_layers={m.target_layers} exceeds model.depth={m.depth}")
     if not 0 <= m.dropout < 1:
         raise ConfigError(f"model.dropout={m.dropout} must be in [0, 1)")
     if not k.radius > 0:
         raise ConfigError(f"mask.radius={k.radius} must be positive (head radii)")
-    for key in ("contexts", "targets", "target_channels"):
-        if k[key] <= 0:
-            raise ConfigError(f"mask.{key}={k[key]} must be positive")
+    require_positive(k, "mask", ("contexts", "targets", "target_channels"))

@@ -23,7 +23,7 @@ import numpy as np
 from data_pipelines.masks.features import FeatureMaskError, FeatureMasks, FeatureMaskSpec
 from data_pipelines.tables import prepared_table
 from jepax import flops
-from jepax.config import ConfigError
+from jepax.config import ConfigError, require_positive
 from jepax.models.functional import Functional
 from jepax.models.layers import ATTENTION_IMPLEMENTATIONS
 from jepax.models.tabular import TableEncoder, table_predictor
@@ -130,10 +130,8 @@ class TJEPA(EncoderPredictorJEPA):
 
 def validate(config) -> None:
     m = config.model
-    for key in ("width", "depth", "heads", "mlp_dim", "pred_width", "pred_depth", "pred_heads",
-                "pred_mlp_dim"):
-        if m[key] <= 0:
-            raise ConfigError(f"model.{key}={m[key]} must be positive")
+    require_positive(m, "model", ("width", "depth", "heads", "mlp_dim", "pred_width", "pred_depth",
+                                  "pred_heads", "pred_mlp_dim"))
     if m.n_reg < 0:
         raise ConfigError(f"model.n_reg={m.n_reg} must be >= 0")
     if m.width % m.heads or m.pred_width % m.pred_heads:

@@ -22,7 +22,7 @@ import optax
 from data_pipelines import sources
 from data_pipelines.image_text import MASK, PAD, SPECIAL
 from jepax import flops
-from jepax.config import ConfigError
+from jepax.config import ConfigError, require_positive
 from jepax.models.functional import Functional
 from jepax.models.layers import ATTENTION_IMPLEMENTATIONS
 from jepax.models.text import MLMHead, TextEncoder, text_mask
@@ -48,9 +48,7 @@ class TextMLM:
 
     def __init__(self, config):
         m, d = config.model, config.data
-        for key in ("width", "depth", "heads", "vocab_size", "max_tokens"):
-            if m[key] <= 0:
-                raise ConfigError(f"model.{key}={m[key]} must be positive")
+        require_positive(m, "model", ("width", "depth", "heads", "vocab_size", "max_tokens"))
         if m.width % m.heads or m.width % 2:
             raise ConfigError(f"model.width={m.width} must be even and divisible by model.heads")
         if m.attention not in ATTENTION_IMPLEMENTATIONS:

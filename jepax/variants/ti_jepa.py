@@ -34,7 +34,7 @@ import optax
 from data_pipelines import sources
 from data_pipelines.masks.multiblock import MultiBlockMasks, MultiBlockSpec
 from jepax import checkpoint, flops
-from jepax.config import ConfigError, load_config
+from jepax.config import ConfigError, load_config, require_positive
 from jepax.models.functional import Functional
 from jepax.models.layers import normalize_features
 from jepax.models.text import Crosser, text_mask
@@ -139,9 +139,8 @@ class TIJEPA:
 
     def __init__(self, config):
         m, d = config.model, config.data
-        for key in ("width", "depth", "heads", "pred_width", "pred_depth", "pred_heads"):
-            if m[key] <= 0:
-                raise ConfigError(f"model.{key}={m[key]} must be positive")
+        require_positive(m, "model", ("width", "depth", "heads", "pred_width", "pred_depth",
+                                      "pred_heads"))
         if m.width % m.heads or m.pred_width % m.pred_heads or m.pred_width % 4:
             raise ConfigError(f"model.width={m.width} must be divisible by model.heads and "
                               f"model.pred_width={m.pred_width} by model.pred_heads and by 4")
