@@ -54,6 +54,10 @@ def base_config() -> ml_collections.ConfigDict:
         b1=0.9, b2=0.999, eps=1e-8,
         grad_clip=0.0,           # global-norm clipping; 0: off
         grad_clip_value=0.0,     # element-wise clamp of each gradient to [-v, v]; 0: off
+        # dtype the trained parameters are stored in: float32 (master weights; with
+        # model.dtype=bfloat16 that is mixed precision), or bfloat16 (half the parameter memory;
+        # optimizer moments, updates and the EMA target stay float32)
+        param_dtype="float32",
     )
     # cpu_devices: 0 = XLA's one CPU device; "auto" = one per core (jepax/cpu_devices.py)
     c.mesh = dict(data=-1, fsdp=1, tensor=1, rules=None, cpu_devices=any_type(0))
@@ -185,6 +189,7 @@ RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     "optim.eps": _number(positive=True),
     "optim.grad_clip": _number(),
     "optim.grad_clip_value": _number(),
+    "optim.param_dtype": ((lambda v: v in ("float32", "bfloat16")), "must be float32 or bfloat16"),
     "mesh.data": _MESH_AXIS,
     "mesh.fsdp": _MESH_AXIS,
     "mesh.tensor": _MESH_AXIS,

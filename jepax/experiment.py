@@ -49,7 +49,8 @@ class Setup:
 
     def lower_init(self, seed: int | None = None):
         seed = self.config.seed if seed is None else seed
-        return (state_lib.lower_create(self.variant, self.tx, self.shardings, seed),
+        return (state_lib.lower_create(self.variant, self.tx, self.shardings, seed,
+                                       param_dtype(self.config)),
                 state_lib.CHEAP_COMPILE)
 
     def lower_step(self, abstract_batch):
@@ -79,9 +80,15 @@ def build(config, variant=None, total_steps: int | None = None) -> Setup:
     sched = optim.schedules(config.optim, int(total_steps or config.train.steps))
     tx = optim.optimizer(config.optim, sched, getattr(variant, "frozen", ()))
     with jax.set_mesh(mesh), sharding.use_rules(rules):
-        shardings = state_lib.state_shardings(variant, tx, mesh, rules, config.seed)
-        abstract = state_lib.abstract_state(variant, tx, shardings, config.seed)
+        dtype = param_dtype(config)
+        shardings = state_lib.state_shardings(variant, tx, mesh, rules, config.seed, dtype)
+        abstract = state_lib.abstract_state(variant, tx, shardings, config.seed, dtype)
     return Setup(config, variant, mesh, rules, sched, tx, shardings, abstract)
+
+
+def param_dtype(config) -> str:
+    """optim.param_dtype (configs that write their own optim section keep float32)."""
+    return config.optim.get("param_dtype", "float32")
 
 
 def check_batching(config, mesh) -> None:

@@ -17,8 +17,14 @@ def make_train_step(variant, tx: optax.GradientTransformation, sched: Schedules)
         rng = jax.random.fold_in(state.rng, state.step)
         (loss, aux), grads = jax.value_and_grad(variant.loss, has_aux=True)(
             state.params, state.target, batch, rng)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
+        # The optimizer works in float32 whatever the stored dtype (optim.param_dtype): with
+        # float32 parameters these casts are no-ops; bfloat16 ones are updated in float32 and
+        # rounded back.
+        f32 = lambda tree: jax.tree.map(lambda x: x.astype(jnp.float32), tree)
+        grads, master = f32(grads), f32(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, master)
+        params = jax.tree.map(lambda old, new: new.astype(old.dtype), state.params,
+                              optax.apply_updates(master, updates))
         grad_norm = optax.tree.norm(grads)
         metrics = {
             "loss": loss,

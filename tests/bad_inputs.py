@@ -106,6 +106,8 @@ CONFIG_VALUES = [
     C("NaN learning rate", {"optim__lr": float("nan")}, ConfigError, "optim.lr=nan"),
     C("Adam beta of 1", {"optim__b2": 1.0}, ConfigError, "optim.b2=1.0 must be a finite number"),
     C("zero Adam epsilon", {"optim__eps": 0.0}, ConfigError, "optim.eps=0.0"),
+    C("unknown parameter dtype", {"optim__param_dtype": "float16"}, ConfigError,
+      "optim.param_dtype='float16' must be float32 or bfloat16"),
     C("EMA that decreases", {"optim__ema": (0.9, 0.8)}, ConfigError,
       r"optim.ema=\(0.9, 0.8\) must be \(start, end\) with 0 <= start <= end <= 1"),
     C("negative warmup", {"optim__warmup_steps": -1}, ConfigError, "optim.warmup_steps=-1"),

@@ -89,3 +89,21 @@ def test_frozen_parameters_are_never_changed_while_the_rest_trains():
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(p["pretrained"]),
                                                      jax.tree.leaves(params["pretrained"])))
     assert not np.allclose(p["head"]["kernel"], 1.0)
+
+
+def test_bfloat16_parameters_train_with_float32_moments_and_target(tmp_path):
+    from jepax import train
+    from jepax.variants.ijepa import IJEPA
+    from tests.helpers import init_params, losses, saved_params
+
+    config = small_ijepa(model__dtype="bfloat16", optim__param_dtype="bfloat16", train__steps=3)
+    train.run(config, tmp_path)
+    last = saved_params(tmp_path)
+    kernel = last["params"]["encoder"]["transformer"]["blocks"]["0"]["mlp"]["fc1"]["kernel"]
+    start = init_params(IJEPA(config))["encoder"]["transformer"]["blocks"][0]["mlp"]["fc1"]["kernel"]
+    assert kernel.dtype == jnp.bfloat16
+    assert not np.array_equal(kernel, np.asarray(start.astype(jnp.bfloat16)))  # it trained
+    assert {a.dtype for a in jax.tree.leaves(last["target"])} == {np.dtype("float32")}
+    moments = [a for a in jax.tree.leaves(last["opt_state"]) if np.ndim(a) > 0]
+    assert moments and {a.dtype for a in moments} == {np.dtype("float32")}
+    assert all(np.isfinite(losses(tmp_path)))
