@@ -86,6 +86,7 @@ def get_config(arg=None):
         sample_rate=16000, mel_bins=128,
         frames=128,               # 10-ms frames per clip (cut / zero-padded); 1024 = 10 s
         norm=any_type(None),      # (mean, std) of the log-Mel values; None: estimate on 256 clips
+        feature_cache_mb=1024,    # log-Mel features kept in memory per split after their first read
         digits=dict(accents=("en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-rp"),
                     variants=("m1", "m2", "m3", "m4", "m5", "m6", "f1", "f2", "f3", "klatt",
                               "klatt2", "croak", "m7", "f4", "klatt3"),
@@ -107,8 +108,8 @@ def get_config(arg=None):
     # Fine-tuning's input masking (jepax/variants/a_jepa.py): time strips + frequency bands
     c.fine_tune = dict(masking="regularized", time_strips=2, strip_width=(1, 1), freq_bands=1,
                        band_height=(1, 1))
-    c.train.update(steps=1200, batch_size=64, log_every=10, checkpoint_every=200)
-    c.optim.update(lr=5e-4, start_lr=5e-5, warmup_steps=120)
+    c.train.update(steps=500, batch_size=64, log_every=10, checkpoint_every=100)
+    c.optim.update(lr=5e-4, start_lr=5e-5, warmup_steps=50)
     c.eval.batch_size = 128
     c.evals = dict(
         downstream=evaluators.block("downstream", tasks=("digits", "phrases", "folder"),
