@@ -108,12 +108,12 @@ def get_config(arg=None):
     # Fine-tuning's input masking (jepax/variants/a_jepa.py): time strips + frequency bands
     c.fine_tune = dict(masking="regularized", time_strips=2, strip_width=(1, 1), freq_bands=1,
                        band_height=(1, 1))
-    c.train.update(steps=500, batch_size=64, log_every=10, checkpoint_every=100)
-    c.optim.update(lr=5e-4, start_lr=5e-5, warmup_steps=50)
+    c.train.update(steps=300, batch_size=64, log_every=10, checkpoint_every=100)
+    c.optim.update(lr=5e-4, start_lr=5e-5, warmup_steps=30)
     c.eval.batch_size = 128
     c.evals = dict(
         downstream=evaluators.block("downstream", tasks=("digits", "phrases", "folder"),
-                                    finetune_steps=300),
+                                    finetune_steps=150),
         rankme=evaluators.block("rankme", split="test"),
     )
     preset = parse_preset(arg, {"tiny": _tiny, "no_curriculum": _no_curriculum, "paper": _paper})
