@@ -35,13 +35,23 @@ def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("audio_cache")
 
 
+# The tests' shortening of :tiny, also given as command-line flags (the same compiled programs).
+SHORTEN = {"data.norm": (-9.0, 6.0), "train.steps": 12, "train.checkpoint_every": 6,
+           "train.log_every": 1, "logging.progress": False, "logging.tensorboard": False,
+           "evals.downstream.probe_steps": 50, "evals.downstream.finetune_steps": 4,
+           "evals.downstream.batch_size": 8}
+
+
 def tiny_config(cache, **train_overrides):
     c = load_config(CONFIG + ":tiny")
     c.data.cache = str(cache)
-    c.data.norm = (-9.0, 6.0)
-    c.train.update(steps=12, checkpoint_every=6, log_every=1, **train_overrides)
-    c.logging.update(progress=False, tensorboard=False)
-    c.evals.downstream.update(probe_steps=50, finetune_steps=4, batch_size=8)
+    for key, value in SHORTEN.items():
+        *sections, name = key.split(".")
+        block = c
+        for section in sections:
+            block = block[section]
+        block[name] = value
+    c.train.update(**train_overrides)
     return c
 
 
@@ -166,7 +176,7 @@ def test_shipped_tasks_are_wav_files_read_back_with_heldout_voices(cache):
 def test_own_folder_of_wavs_with_labels_trains_and_evaluates_with_one_flag(tmp_path):
     """The README's command: `--config.data.path=<folder>` is the one flag between the shipped
     tasks and the user's own labelled files (here 8-kHz WAV and 22-kHz FLAC with a labels.csv),
-    run through the real command line; the test only shortens the run."""
+    run through the real command line; the other flags only shorten the run."""
     rng = np.random.default_rng(0)
     clips = tmp_path / "my_clips"
     clips.mkdir()
@@ -181,11 +191,7 @@ def test_own_folder_of_wavs_with_labels_trains_and_evaluates_with_one_flag(tmp_p
             rows.append([f"{label}{i}.{ext}", label, "test" if i >= 14 else "train"])
     with (clips / "labels.csv").open("w", newline="") as f:
         csv.writer(f).writerows(rows)
-    shorten = ["--config.train.steps=4", "--config.train.log_every=1",
-               "--config.evals.downstream.probe_steps=50",
-               "--config.evals.downstream.finetune_steps=4",
-               "--config.evals.downstream.batch_size=8", "--config.logging.progress=False",
-               "--config.logging.tensorboard=False"]
+    shorten = [f"--config.{key}={value}" for key, value in SHORTEN.items()]
     result = run_main([f"--config={CONFIG}:tiny", f"--workdir={tmp_path / 'run'}",
                        f"--config.data.path={clips}", *shorten])
     assert result.returncode == 0, result.stderr[-3000:]
@@ -194,7 +200,7 @@ def test_own_folder_of_wavs_with_labels_trains_and_evaluates_with_one_flag(tmp_p
         assert {"folder_probe_acc", "folder_finetune_acc"} <= set(rows[name])
         assert not any(k.startswith(("digits", "phrases")) for k in rows[name])
     assert rows["MFCC + logistic regression"]["folder_probe_acc"] > 0.8  # 2 classes, 12 test clips
-    assert len(losses(tmp_path / "run")) == 4
+    assert len(losses(tmp_path / "run")) == SHORTEN["train.steps"]
 
 
 # -- masks -------------------------------------------------------------------------------------
