@@ -133,6 +133,24 @@ def test_an_unreadable_file_is_one_clear_error(tmp_path):
         source[0]
 
 
+def test_features_are_kept_in_memory_up_to_the_configured_size(tmp_path):
+    (tmp_path / "a").mkdir()
+    for i in range(3):
+        sf.write(tmp_path / "a" / f"{i}.wav", chirp(16000, 0.5), 16000)
+    c = tiny_config(tmp_path)
+    c.data.frames = 2**20 // (c.data.mel_bins * 4)  # 1 MiB of features per clip
+    c.data.feature_cache_mb = 2  # room for two clips
+    clips = [audio.Clip(tmp_path / "a" / f"{i}.wav", "x", "train") for i in range(3)]
+    source = audio.clip_source(clips, "train", c.data)
+    first = [source[i]["fbank"] for i in range(3)]
+    for clip in clips:
+        clip.path.unlink()
+    for i in range(2):  # served from memory: the files are gone
+        assert np.array_equal(source[i]["fbank"], first[i])
+    with pytest.raises(DataError, match="2.wav could not be read"):
+        source[2]
+
+
 def test_folder_with_subfolders_or_labels_csv(tmp_path):
     for label in ("cat", "dog"):
         (tmp_path / "a" / label).mkdir(parents=True)
