@@ -194,7 +194,8 @@ def test_shipped_tasks_are_wav_files_read_back_with_heldout_voices(cache):
 def test_own_folder_of_wavs_with_labels_trains_and_evaluates_with_one_flag(tmp_path):
     """The README's command: `--config.data.path=<folder>` is the one flag between the shipped
     tasks and the user's own labelled files (here 8-kHz WAV and 22-kHz FLAC with a labels.csv),
-    run through the real command line; the other flags only shorten the run."""
+    run through the real command line; the other flags only shorten the run (fine-tuning, the
+    same code for every task, is left to the :tiny run below to save CI time)."""
     rng = np.random.default_rng(0)
     clips = tmp_path / "my_clips"
     clips.mkdir()
@@ -210,12 +211,13 @@ def test_own_folder_of_wavs_with_labels_trains_and_evaluates_with_one_flag(tmp_p
     with (clips / "labels.csv").open("w", newline="") as f:
         csv.writer(f).writerows(rows)
     shorten = [f"--config.{key}={value}" for key, value in SHORTEN.items()]
+    shorten.append("--config.evals.downstream.finetune=False")
     result = run_main([f"--config={CONFIG}:tiny", f"--workdir={tmp_path / 'run'}",
                        f"--config.data.path={clips}", *shorten])
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads(result.stdout[result.stdout.index("{"):])["eval"]
     for name in ("pretrained", "random init"):
-        assert {"folder_probe_acc", "folder_finetune_acc"} <= set(rows[name])
+        assert "folder_probe_acc" in rows[name]
         assert not any(k.startswith(("digits", "phrases")) for k in rows[name])
     assert rows["MFCC + logistic regression"]["folder_probe_acc"] > 0.8  # 2 classes, 12 test clips
     assert len(losses(tmp_path / "run")) == SHORTEN["train.steps"]
