@@ -155,7 +155,11 @@ def _from_table(root: Path, table: Path, test_fraction: float) -> list[Clip]:
 
 
 class ClipSource:
-    """Random-access source: clip i -> {'fbank', 'frames', 'label'} (features on the fly)."""
+    """Random-access source: clip i -> {'fbank', 'frames', 'label'} (features on the fly).
+
+    Features are a pure function of the file, so the first `data.feature_cache_mb` MiB of them
+    are kept in memory: later epochs skip reading, resampling and the FFT (on a small data set
+    they would otherwise cost as much CPU as the training step)."""
 
     def __init__(self, clips: list[Clip], labels: dict[str, int], data_config):
         if not clips:
@@ -163,14 +167,23 @@ class ClipSource:
         self.clips, self.labels = clips, labels
         d = data_config
         self.sample_rate, self.mel_bins, self.frames = d.sample_rate, d.mel_bins, d.frames
+        per_clip = d.frames * d.mel_bins * 4
+        self._cache_limit = int(d.get("feature_cache_mb", 0) * 2**20) // per_clip
+        self._cache: dict[int, tuple[np.ndarray, int]] = {}
 
     def __len__(self):
         return len(self.clips)
 
     def __getitem__(self, index):
         clip = self.clips[index]
-        features = fbank(load_audio(clip.path, self.sample_rate), self.sample_rate, self.mel_bins)
-        features, real = fit_frames(features, self.frames)
+        if index in self._cache:
+            features, real = self._cache[index]
+        else:
+            features = fbank(load_audio(clip.path, self.sample_rate), self.sample_rate,
+                             self.mel_bins)
+            features, real = fit_frames(features, self.frames)
+            if len(self._cache) < self._cache_limit:
+                self._cache[index] = features, real
         return {"fbank": features, "frames": np.int32(real), "label": np.int32(self.labels[clip.label])}
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from record_results import cpu_name, newest_eval, write_between_markers  # noqa: E402
 
+from data_pipelines.speech_tasks import DIGITS  # noqa: E402
 from jepax.metrics import read_metrics  # noqa: E402
 
 TASKS = {"digits": "spoken digits, held-out voices", "phrases": "Asterisk phrases, held-out speeds + noise",
@@ -35,9 +36,15 @@ def columns(run: dict, ablation: dict | None) -> dict[str, dict]:
     return out
 
 
+def chance(config: dict, task: str) -> str:
+    classes = {"digits": len(DIGITS), "phrases": config["data"]["phrases"]["classes"]}.get(task)
+    return f" (chance {1 / classes:.3f})" if classes else ""
+
+
 def table(workdir: Path, ablation_dir: Path | None, note: str) -> list[str]:
     run = newest_eval(workdir)
     ablation = newest_eval(ablation_dir) if ablation_dir else None
+    config = json.loads((workdir / "config.json").read_text())
     cols = columns(run, ablation)
     fmt = lambda row, key, spec=".3f": (format(row[key], spec)
                                         if isinstance(row.get(key), (int, float)) else "-")
@@ -46,12 +53,11 @@ def table(workdir: Path, ablation_dir: Path | None, note: str) -> list[str]:
         for mode, how in MODES.items():
             key = f"{task}_{mode}_acc"
             if any(key in row for row in cols.values()):
-                lines.append(f"| {what}: {how} | "
+                lines.append(f"| {what}: {how}{chance(config, task)} | "
                              + " | ".join(fmt(row, key) for row in cols.values()) + " |")
     lines.append("| RankMe (test features) | "
                  + " | ".join(fmt(row, "rankme", ".1f") for row in cols.values()) + " |")
     lines.append("")
-    config = json.loads((workdir / "config.json").read_text())
     minutes = sum(r["step_s"] for r in read_metrics(workdir)) / 60
     lines.append(f"{run['step']} steps of batch {config['train']['batch_size']} "
                  f"({minutes:.1f} min of training) on {cpu_name()}"

@@ -6,6 +6,7 @@ reads, and `:tiny` training (falling loss, evaluation rows) + exact resume."""
 from __future__ import annotations
 
 import csv
+import json
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +22,7 @@ from data_pipelines.pipeline import train_dataset
 from jepax import train, variants
 from jepax.config import ConfigError, load_config
 from jepax.variants import a_jepa
-from tests.helpers import ROOT, assert_resumes_bit_for_bit, losses
+from tests.helpers import ROOT, assert_resumes_bit_for_bit, losses, run_main
 
 sf = pytest.importorskip("soundfile")
 pytestmark = pytest.mark.usefixtures("shared_compiles")  # one compile per program
@@ -34,13 +35,23 @@ def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("audio_cache")
 
 
+# The tests' shortening of :tiny, also given as command-line flags (the same compiled programs).
+SHORTEN = {"data.norm": (-9.0, 6.0), "train.steps": 12, "train.checkpoint_every": 6,
+           "train.log_every": 1, "logging.progress": False, "logging.tensorboard": False,
+           "evals.downstream.probe_steps": 50, "evals.downstream.finetune_steps": 4,
+           "evals.downstream.batch_size": 8}
+
+
 def tiny_config(cache, **train_overrides):
     c = load_config(CONFIG + ":tiny")
     c.data.cache = str(cache)
-    c.data.norm = (-9.0, 6.0)
-    c.train.update(steps=12, checkpoint_every=6, log_every=1, **train_overrides)
-    c.logging.update(progress=False, tensorboard=False)
-    c.evals.downstream.update(probe_steps=50, finetune_steps=4, batch_size=8)
+    for key, value in SHORTEN.items():
+        *sections, name = key.split(".")
+        block = c
+        for section in sections:
+            block = block[section]
+        block[name] = value
+    c.train.update(**train_overrides)
     return c
 
 
@@ -122,6 +133,24 @@ def test_an_unreadable_file_is_one_clear_error(tmp_path):
         source[0]
 
 
+def test_features_are_kept_in_memory_up_to_the_configured_size(tmp_path):
+    (tmp_path / "a").mkdir()
+    for i in range(3):
+        sf.write(tmp_path / "a" / f"{i}.wav", chirp(16000, 0.5), 16000)
+    c = tiny_config(tmp_path)
+    c.data.frames = 2**20 // (c.data.mel_bins * 4)  # 1 MiB of features per clip
+    c.data.feature_cache_mb = 2  # room for two clips
+    clips = [audio.Clip(tmp_path / "a" / f"{i}.wav", "x", "train") for i in range(3)]
+    source = audio.clip_source(clips, "train", c.data)
+    first = [source[i]["fbank"] for i in range(3)]
+    for clip in clips:
+        clip.path.unlink()
+    for i in range(2):  # served from memory: the files are gone
+        assert np.array_equal(source[i]["fbank"], first[i])
+    with pytest.raises(DataError, match="2.wav could not be read"):
+        source[2]
+
+
 def test_folder_with_subfolders_or_labels_csv(tmp_path):
     for label in ("cat", "dog"):
         (tmp_path / "a" / label).mkdir(parents=True)
@@ -159,6 +188,39 @@ def test_shipped_tasks_are_wav_files_read_back_with_heldout_voices(cache):
     assert len(union) == 80 + 40
     with pytest.raises(DataError, match="not part of this data"):
         speech_tasks.audio_source(c.data, "folder_train")
+
+
+
+def test_own_folder_of_wavs_with_labels_trains_and_evaluates_with_one_flag(tmp_path):
+    """The README's command: `--config.data.path=<folder>` is the one flag between the shipped
+    tasks and the user's own labelled files (here 8-kHz WAV and 22-kHz FLAC with a labels.csv),
+    run through the real command line; the other flags only shorten the run (fine-tuning, the
+    same code for every task, is left to the :tiny run below to save CI time)."""
+    rng = np.random.default_rng(0)
+    clips = tmp_path / "my_clips"
+    clips.mkdir()
+    rows = [["file", "label", "split"]]
+    for i in range(20):
+        for label, sweep in (("rising", 1.0), ("falling", -1.0)):
+            rate, ext = (8000, "wav") if i % 2 else (22050, "flac")
+            t = np.arange(int(rate * rng.uniform(0.4, 0.7))) / rate
+            wave = 0.3 * np.sin(2 * np.pi * (900 + sweep * 600 * t) * t)
+            wave += 0.02 * rng.standard_normal(len(t))
+            sf.write(clips / f"{label}{i}.{ext}", wave.astype(np.float32), rate)
+            rows.append([f"{label}{i}.{ext}", label, "test" if i >= 14 else "train"])
+    with (clips / "labels.csv").open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    shorten = [f"--config.{key}={value}" for key, value in SHORTEN.items()]
+    shorten.append("--config.evals.downstream.finetune=False")
+    result = run_main([f"--config={CONFIG}:tiny", f"--workdir={tmp_path / 'run'}",
+                       f"--config.data.path={clips}", *shorten])
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(result.stdout[result.stdout.index("{"):])["eval"]
+    for name in ("pretrained", "random init"):
+        assert "folder_probe_acc" in rows[name]
+        assert not any(k.startswith(("digits", "phrases")) for k in rows[name])
+    assert rows["MFCC + logistic regression"]["folder_probe_acc"] > 0.8  # 2 classes, 12 test clips
+    assert len(losses(tmp_path / "run")) == SHORTEN["train.steps"]
 
 
 # -- masks -------------------------------------------------------------------------------------
