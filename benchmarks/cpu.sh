@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every CPU measurement in one script (about 12 minutes on 2 cores): the
+# Every CPU measurement in one script (about 20 minutes on 2 idle cores): the
 # cpu-tiny step against PyTorch eager, stage by stage and op by op, time to first step / recompiles, the data pipeline,
 # and the on-paper memory plan for large ViTs (checked against XLA's memory analysis).
 # JSON lines go to ${OUT:-benchmarks/results}/cpu.jsonl and the table in benchmarks/README.md
@@ -16,6 +16,7 @@ py=${PYTHON:-python}
   $py -m benchmarks.ijepa_parts --preset=cpu-tiny
   $py -m benchmarks.profile_step --preset=cpu-tiny
   $py -m benchmarks.compile --preset=cpu-tiny --repeats=3
+  $py -m benchmarks.scan_compile --sizes=S,B,L,H --step-time=6
   $py -m benchmarks.data_pipeline
   $py -m benchmarks.gemm
   $py -m benchmarks.memory_plan --check

@@ -37,7 +37,8 @@ PRESETS = {
 }
 
 
-def jepax_config(p: dict, attention: str = "auto", pad_multiple: int = 1, cpu_devices=None):
+def jepax_config(p: dict, attention: str = "auto", pad_multiple: int = 1, cpu_devices=None,
+                 scan_layers="auto"):
     from jepax.config import load_config
 
     c = load_config("experiments/ijepa.py")
@@ -45,7 +46,8 @@ def jepax_config(p: dict, attention: str = "auto", pad_multiple: int = 1, cpu_de
         c.mesh.cpu_devices = cpu_devices
     c.model.update(patch_size=p["patch_size"], width=p["width"], depth=p["depth"],
                    heads=p["heads"], pred_width=p["pred_width"], pred_depth=p["pred_depth"],
-                   pred_heads=p["pred_heads"], dtype=p["dtype"], attention=attention)
+                   pred_heads=p["pred_heads"], dtype=p["dtype"], attention=attention,
+                   scan_layers=str(scan_layers).lower())  # a string field: "auto" / "true"
     c.data.update(image_size=p["image_size"], channels=p["channels"],
                   mean=(0.5,) * p["channels"], std=(0.5,) * p["channels"])
     c.mask.update(num_targets=p["num_targets"], context_capacity=p["context"],
@@ -81,11 +83,11 @@ class JepaxStep:
     """The real jepax train step (same code path as jepax.train), on all local devices."""
 
     def __init__(self, p: dict, attention: str = "auto", pad_multiple: int = 1,
-                 cpu_devices=None):
+                 cpu_devices=None, scan_layers="auto"):
         from jepax import cpu_devices as cpu_devices_lib, experiment, sharding
         from jepax.variants.ijepa import IJEPA
 
-        self.config = jepax_config(p, attention, pad_multiple, cpu_devices)
+        self.config = jepax_config(p, attention, pad_multiple, cpu_devices, scan_layers)
         cpu_devices_lib.configure(self.config)  # as jepax.main does, before devices exist
         self.variant = IJEPA(self.config)
         masks = self.variant.masks

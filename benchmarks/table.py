@@ -39,7 +39,9 @@ def rows(records: list[dict]) -> list[tuple[str, str, str]]:
     """(what, measured, target) for every record kind the CPU and GPU scripts print."""
     out = []
     for r in records:
-        if "profile_preset" in r:
+        if "failed" in r:  # gpu.sh: a measurement that timed out or broke
+            out.append((f"FAILED: {r['failed']}", f"exit {r['exit']} (limit {r['limit_s']} s)", ""))
+        elif "profile_preset" in r:
             top = ", ".join(f"{k} {v:.0f}" for k, v in list(r["ms_per_step_by_kind"].items())[:6])
             out.append((f"{r['profile_preset']} XLA op time per step by kind (ms, summed over "
                         "concurrent ops)", f"{r['ops_ms_per_step']:.0f} in all, "
@@ -105,6 +107,18 @@ def rows(records: list[dict]) -> list[tuple[str, str, str]]:
                      "<= 15 s"),
                     (f"{r['preset']} compilations during {r['next_steps']} steps after the first",
                      str(r["compiles_during_next_steps"]), "0")]
+        elif "scan_compile" in r:
+            layout = "scanned (model.scan_layers)" if r["scan_layers"] else "unrolled"
+            out.append((f"{r['scan_compile']} I-JEPA train step (encoder depth {r['depth']}, "
+                        f"predictor depth {r['pred_depth']}), {layout}: trace + lower, compile",
+                        f"{r['lower_s']:.1f} s + {r['compile_s']:.1f} s = {r['total_s']:.1f} s",
+                        "flat in depth" if r["scan_layers"] else ""))
+        elif "scan_step" in r:
+            out.append((f"{r['scan_step']} step, unrolled vs scanned (depth {r['depth']} / "
+                        f"{r['pred_depth']})", f"{r['unrolled_ms']:.0f} ms vs "
+                        f"{r['scanned_ms']:.0f} ms (ratio {r['ratio']:.2f}); compile "
+                        f"{r['compile_unrolled_s']:.1f} vs {r['compile_scanned_s']:.1f} s",
+                        "within noise"))
         elif "point_tokenizer" in r:
             seq = (f", sequencer {r['sequencer_ms']:.1f} ms" if r["variant"] == "point_jepa"
                    else "")

@@ -76,7 +76,7 @@ def get_config(arg=None):
         patch_size=16, width=128, depth=4, heads=4, mlp_ratio=4.0,
         pred_width=64, pred_depth=2, pred_heads=2,
         loss="l2",                # l2 (the paper) | smooth_l1 (I-JEPA's code)
-        dtype="float32", attention="auto", remat=False,
+        dtype="float32", attention="auto", remat=False, scan_layers="auto",
     )
     c.data.update(
         dataset="audio",

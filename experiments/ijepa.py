@@ -61,6 +61,7 @@ def get_config(arg=None):
         dtype="float32",
         attention="auto",         # auto (einsum on CPU, xla elsewhere) | einsum | xla | cudnn
         remat=False,              # recompute each block in the backward pass (large ViTs)
+        scan_layers="auto",       # one scanned block for stacks >= 8 deep (compile time)
     )
     c.data.update(
         dataset="fashion_mnist",  # fashion_mnist | image_folder | tfds | procedural

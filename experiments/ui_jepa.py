@@ -91,7 +91,7 @@ def get_config(arg=None):
     c.model = dict(
         tubelet_frames=2, patch_size=16, width=96, depth=4, heads=4, mlp_ratio=4.0,
         pred_width=48, pred_depth=2, pred_heads=4,
-        dtype="float32", attention="auto", remat=False,
+        dtype="float32", attention="auto", remat=False, scan_layers="auto",
     )
     c.data.update(
         dataset="ui_recordings",

@@ -18,6 +18,8 @@ from typing import Callable
 import jax
 import optax
 
+from jepax import layer_stack
+
 
 @dataclasses.dataclass(frozen=True)
 class Schedules:
@@ -43,8 +45,10 @@ def schedules(optim_config, total_steps: int) -> Schedules:
 
 
 def decay_mask(params):
-    """True where weight decay applies: parameters with more than one dimension."""
-    return jax.tree.map(lambda p: p.ndim > 1, params)
+    """True where weight decay applies: parameters with more than one dimension (per layer,
+    for blocks stored stacked by model.scan_layers)."""
+    return jax.tree_util.tree_map_with_path(
+        lambda path, p: p.ndim - layer_stack.stacked_layers(path) > 1, params)
 
 
 def frozen_mask(frozen: tuple[str, ...]):

@@ -23,6 +23,7 @@ from jepax import checkpoint, config as config_lib, convert, cpu_devices, distri
 from jepax import flops, preemption, sharding
 from jepax.evaluators.runner import EvalRunner
 from jepax.lock import exclusive
+from jepax.layer_stack import relayout
 from jepax.metrics import MetricsWriter
 from jepax.preemption import Preempted, PreemptionGuard
 from jepax.variants.base import path_get, path_set
@@ -141,12 +142,13 @@ def _check_init_from(path: str, abstract, variant) -> None:
     ours = {"params": abstract.params, "target": abstract.target}
     problems = []
     for part in variant.transfer_paths:
+        mine = path_get(ours, part)
         try:
-            theirs = _by_path(path_get(saved, part))
+            theirs = _by_path(relayout(path_get(saved, part), mine))  # either block layout
         except (KeyError, TypeError):
             problems.append(f"{part} is missing there")
             continue
-        mine = _by_path(path_get(ours, part))
+        mine = _by_path(mine)
         shape = lambda arrays, k: tuple(arrays[k].shape) if k in arrays else "missing"
         problems += [f"{part}/{k}: {shape(theirs, k)} there, {shape(mine, k)} here"
                      for k in sorted(mine.keys() | theirs.keys())
@@ -163,8 +165,9 @@ def _load_init_from(path: str, state, variant):
     saved = _saved_parts(path, variant)
     ours = {"params": state.params, "target": state.target}
     for part in variant.transfer_paths:
-        theirs = _by_path(path_get(saved, part))
-        flat, treedef = jax.tree_util.tree_flatten_with_path(path_get(ours, part))
+        mine = path_get(ours, part)
+        theirs = _by_path(relayout(path_get(saved, part), mine))  # either block layout
+        flat, treedef = jax.tree_util.tree_flatten_with_path(mine)
         loaded = treedef.unflatten([
             jax.device_put(theirs[sharding.path_key(p)].astype(a.dtype), a.sharding)
             for p, a in flat])

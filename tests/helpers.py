@@ -197,6 +197,22 @@ def saved_params(workdir, step=None):
         ckpt.close()
 
 
+def load_through_init_from(config):
+    """What train.run does with train.init_from before and at the first step: check the source
+    against the run's abstract state, then load the variant's transfer paths into a state."""
+    import jax
+    import jax.numpy as jnp
+
+    from jepax import experiment, train
+
+    setup = experiment.build(config)
+    train._check_init_from(config.train.init_from, setup.abstract, setup.variant)
+    fresh = lambda tree: jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), tree)
+    state = setup.abstract.replace(params=fresh(setup.abstract.params),
+                                   target=fresh(setup.abstract.target))
+    return setup.variant, train._load_init_from(config.train.init_from, state, setup.variant)
+
+
 def assert_trees_equal(a, b) -> None:
     """Same paths, bit-identical arrays."""
     import jax

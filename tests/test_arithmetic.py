@@ -138,3 +138,16 @@ def test_study_refuses_a_target_length_it_does_not_evaluate(tmp_path):
     config.priming.target_length = 1
     with pytest.raises(ConfigError, match="target_length=\(1,\)"):
         train.run(config, tmp_path)
+
+
+def test_primed_fit_scores_the_primed_examples_and_the_studys_test_split(tiny_study):
+    from scripts.arithmetic_primed_fit import fit
+
+    _, workdir, _ = tiny_study
+    results = json.loads((workdir / "results" / "arithmetic.json").read_text())
+    (name, m), = [(n, m) for n, m in results["experiments"]["priming"].items()
+                  if m["prime_count"]]
+    scores = fit(workdir / "priming" / name)
+    # the same checkpoint and examples as the study's evaluator: the same accuracies
+    assert scores["by_length"] == pytest.approx({int(k): v for k, v in m["by_length"].items()})
+    assert 0.0 <= scores["primed"] <= 1.0 and 0.0 <= scores["base"] <= 1.0

@@ -8,6 +8,7 @@ import jax
 import pytest
 
 from benchmarks import compile as compile_bench, ijepa_parts, memory_plan, profile_step, table
+from benchmarks import scan_compile
 from benchmarks.ijepa_step import PRESETS, bench, fixed_batch
 
 
@@ -133,3 +134,21 @@ def test_sequence_records_get_their_own_rows_not_the_image_loader_row():
     assert what.startswith("copying study, mamba (213,163 parameters")
     assert value == "8,319 tokens/s, 11.2 GFLOP/s, loader 25.4x the step rate"
     assert "associative 202 ms vs sequential 84 ms" in scan_value and "length 63" in scan_what
+
+
+def test_scan_compile_times_both_layouts_and_the_table_shows_them():
+    records = [scan_compile.compile_time("smoke", scan) for scan in (False, True)]
+    assert [r["scan_layers"] for r in records] == [False, True]
+    for r in records:
+        assert r["lower_s"] > 0 and r["compile_s"] > 0
+        assert r["total_s"] == pytest.approx(r["lower_s"] + r["compile_s"], abs=0.02)
+    (unrolled, _, _), (scanned, value, target) = table.rows(records)
+    assert "unrolled" in unrolled and "scanned (model.scan_layers)" in scanned
+    assert value.endswith(f"= {records[1]['total_s']:.1f} s") and target == "flat in depth"
+
+
+def test_a_failed_gpu_measurement_gets_a_row_saying_so():
+    failed = {"failed": "python3 -m benchmarks.compile --preset=gpu-vitb", "exit": 124,
+              "limit_s": 60}
+    assert table.rows([failed]) == [("FAILED: python3 -m benchmarks.compile --preset=gpu-vitb",
+                                     "exit 124 (limit 60 s)", "")]

@@ -6,12 +6,10 @@ differently configured file is an error naming the keys or the setting to change
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
 
-from jepax import experiment, train
 from jepax.config import load_config
 from jepax.convert import ConvertError, convert_file
 from jepax.models.point_ops import group_points
@@ -19,7 +17,7 @@ from jepax.variants.brain_jepa import BrainJEPA
 from jepax.variants.point_jepa import PointJEPA
 from tests import official_brain_jepa as brain
 from tests import official_point_jepa as point
-from tests.helpers import ROOT
+from tests.helpers import ROOT, load_through_init_from
 from tests.official_ijepa import ddp_state_dict, randomize
 
 # fp32 rounding: a LayerNorm eps of 1e-6 instead of 1e-5 already moves the outputs by ~7e-6
@@ -101,17 +99,6 @@ def test_partial_or_mismatched_brain_checkpoint_names_the_problem(tmp_path, edit
                       edit=edit or (lambda sd: sd))
     with pytest.raises(ConvertError, match=match):
         convert_file(path, BrainJEPA(c))
-
-
-def load_through_init_from(config):
-    """What train.run does with train.init_from before and at the first step: check the file
-    against the run's abstract state, then load the variant's transfer paths into a state."""
-    setup = experiment.build(config)
-    train._check_init_from(config.train.init_from, setup.abstract, setup.variant)
-    fresh = lambda tree: jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), tree)
-    state = setup.abstract.replace(params=fresh(setup.abstract.params),
-                                   target=fresh(setup.abstract.target))
-    return setup.variant, train._load_init_from(config.train.init_from, state, setup.variant)
 
 
 def test_init_from_an_official_brain_jepa_file_loads_encoder_and_target(tmp_path):

@@ -16,6 +16,7 @@ import jax
 import numpy as np
 
 from jepax.convert import ConvertError, StateDict
+from jepax.layer_stack import unstacked
 from jepax.models.posemb import sincos_nd
 
 ENCODER_KEYS = ("encoder", "target_encoder", "predictor")
@@ -33,7 +34,8 @@ def convert_parts(checkpoint: dict, variant, encoder, predictor) -> dict:
     """The I-JEPA file layout (also Brain-JEPA's): `encoder(state_dict, shapes)` converts the
     `encoder` and `target_encoder` state dicts, `predictor(...)` the `predictor`; other entries
     (optimizer, epoch, ...) are not weights. A bare encoder state dict is both encoders."""
-    shapes = jax.eval_shape(variant.init_params, jax.random.key(0))
+    # converters fill one entry per block; train.init_from restacks for scan_layers
+    shapes = unstacked(jax.eval_shape(variant.init_params, jax.random.key(0)))
     if not any(k in checkpoint for k in ENCODER_KEYS):
         checkpoint = {"encoder": checkpoint, "target_encoder": checkpoint}  # a bare encoder
     params, target = {}, None

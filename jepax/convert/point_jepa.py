@@ -31,6 +31,7 @@ import numpy as np
 
 from jepax.convert import ConvertError, StateDict
 from jepax.convert.ijepa import linear, transformer
+from jepax.layer_stack import unstacked
 
 # the reference's layers: BatchNorm in the PointNet, torch's LayerNorm eps, positions before
 # every encoder block (its encoder_add_pos_at_every_layer)
@@ -53,7 +54,8 @@ def from_torch(checkpoint: dict, variant) -> dict:
         raise ConvertError("the checkpoint has no student.* weights: pass the state dict (or "
                            "Lightning .ckpt) of Point-JEPA pretraining (a fine-tuned "
                            "classification checkpoint is not converted)")
-    shapes = jax.eval_shape(variant.init_params, jax.random.key(0))
+    # converters fill one entry per block; train.init_from restacks for scan_layers
+    shapes = unstacked(jax.eval_shape(variant.init_params, jax.random.key(0)))
     enc = shapes["encoder"]
     embed = {"tokenizer": _pointnet(sd, enc["tokenizer"]),
              "pos": _position_mlp(sd, "positional_encoding", enc["pos"])}

@@ -31,6 +31,8 @@ from jax.experimental import multihost_utils
 
 from jepax.config import ConfigError
 from jepax.evaluators.base import check
+from jepax.layer_stack import stacked_layers
+from jepax.optim import decay_mask
 
 
 class FineTune:
@@ -80,19 +82,30 @@ def _to_host(tree):
 
 
 def layer_scales(params, layer_decay: float, official: bool = False):
-    """Per-parameter lr multipliers (BEiT's layer-wise decay, by parameter path)."""
+    """Per-parameter lr multipliers (BEiT's layer-wise decay, by parameter path); blocks stored
+    stacked (model.scan_layers) get one multiplier per layer along their leading axis."""
     paths = jax.tree_util.tree_flatten_with_path(params)[0]
     name = lambda path: "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
-    blocks = [int(m.group(1)) for p, _ in paths if (m := re.search(r"blocks/(\d+)/", name(p)))]
-    top = (max(blocks) + 1 if blocks else 0) + 1  # L + 1: final norm and head
 
-    def scale(path, _):
+    def layers(path, leaf) -> list[int]:
+        """The blocks (0-based) a parameter belongs to."""
+        if m := re.search(r"blocks/(\d+)/", name(path)):
+            return [int(m.group(1))]
+        return list(range(np.shape(leaf)[0])) if stacked_layers(path) else []
+
+    depth = max((i + 1 for p, leaf in paths for i in layers(p, leaf)), default=0)
+    top = depth + 1  # L + 1: final norm and head
+
+    def scale(path, leaf):
         if official:
             return 1.0
+        if stacked_layers(path):
+            per_layer = np.asarray([layer_decay ** (top - i - 1) for i in layers(path, leaf)],
+                                   np.float32)
+            return per_layer.reshape((-1,) + (1,) * (np.ndim(leaf) - 1))
+        block = layers(path, leaf)
         n = name(path)
-        m = re.search(r"blocks/(\d+)/", n)
-        layer = int(m.group(1)) + 1 if m else (0 if n.startswith(("tokenizer", "positions"))
-                                                else top)
+        layer = block[0] + 1 if block else (0 if n.startswith(("tokenizer", "positions")) else top)
         return float(layer_decay ** (top - layer))
 
     return jax.tree_util.tree_map_with_path(scale, params)
@@ -134,7 +147,7 @@ def fine_tune(variant, encoder_params, train_inputs, train_y, test_inputs, test_
     # Layer scales multiply AdamW's whole update (lr * (direction + decay)), as torch's
     # per-group lr does.
     tx = optax.adamw(_schedule(lr, min_lr, warmup_steps, steps), b1=0.9, b2=0.999,
-                     weight_decay=weight_decay, mask=jax.tree.map(lambda p: np.ndim(p) > 1, params))
+                     weight_decay=weight_decay, mask=decay_mask(params))
     opt_state = tx.init(params)
 
     def predict(p, inputs):

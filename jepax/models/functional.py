@@ -47,7 +47,10 @@ def draw_deferred(params: nnx.State, key: jax.Array) -> None:
         draws = jax.random.truncated_normal(jax.random.fold_in(key, i), -2.0, 2.0,
                                             (len(variables), *shape), dtype)
         for draw, var in zip(draws, variables):
-            var.set_value(draw * jnp.asarray(var.init_std, dtype))
+            std = var.init_std
+            if isinstance(std, tuple):  # stacked layers (layer_stack): one std per layer
+                std = jnp.asarray(std, dtype).reshape((-1,) + (1,) * (len(shape) - 1))
+            var.set_value(draw * jnp.asarray(std, dtype))
 
 
 class Functional:

@@ -8,9 +8,11 @@ padded entries are excluded as attention keys.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jepax.layer_stack import stack_modules
 from jepax.models.layers import WEIGHT_STD, Block, deferred_normal, dense_init, layer_norm, zeros
 from jepax.models.posemb import sincos_nd
 from jepax.sharding import constrain
@@ -21,28 +23,68 @@ def gather_tokens(x, idx):
     return jnp.take_along_axis(x, idx[..., None], axis=1)
 
 
+# scan_layers="auto" scans stacks at least this deep: shallower ones compile fast unrolled.
+SCAN_MIN_DEPTH = 8
+
+
+def scans(scan_layers, depth: int) -> bool:
+    """Whether a stack of `depth` blocks is scanned: "auto" (by depth), or true / false (as
+    bools or, from the command line, strings)."""
+    choice = str(scan_layers).lower()
+    if choice == "auto":
+        return depth >= SCAN_MIN_DEPTH
+    if choice in ("true", "false"):
+        return choice == "true"
+    raise ValueError(f"model.scan_layers={scan_layers!r}: use 'auto', true or false")
+
+
 class Transformer(nnx.Module):
     """A stack of pre-LN blocks followed by a final LayerNorm.
 
     With `remat`, each block's activations are recomputed in the backward pass instead of kept
-    (about a third more compute): what lets large ViTs fit (see benchmarks/memory_plan.py)."""
+    (about a third more compute): what lets large ViTs fit (see benchmarks/memory_plan.py).
+
+    With `scan_layers`, the blocks are stored stacked (each parameter with a leading layer
+    axis, jepax.layer_stack) and run as one `jax.lax.scan`, so XLA compiles one block
+    instead of `depth` copies: compile time stops growing with depth
+    (benchmarks/scan_compile.py). `layer_stack.relayout` converts weights between the two
+    layouts (train.init_from does), so a run may flip the switch and keep its weights."""
 
     def __init__(self, dim, depth, heads, mlp_ratio, *, dtype, attention_impl, rngs,
-                 remat: bool = False, norm_eps: float = 1e-6):
-        self.blocks = nnx.List([
-            Block(dim, heads, mlp_ratio, layer_id=i + 1, dtype=dtype,
-                  attention_impl=attention_impl, rngs=rngs, norm_eps=norm_eps)
-            for i in range(depth)])
+                 remat: bool = False, norm_eps: float = 1e-6, scan_layers="auto"):
+        blocks = [Block(dim, heads, mlp_ratio, layer_id=i + 1, dtype=dtype,
+                        attention_impl=attention_impl, rngs=rngs, norm_eps=norm_eps)
+                  for i in range(depth)]
+        self.scan = scans(scan_layers, depth)
+        self.blocks = stack_modules(blocks) if self.scan else nnx.List(blocks)
+        self.depth = depth
         self.norm = layer_norm(dim, dtype=dtype, rngs=rngs, eps=norm_eps)
         self.remat = remat
 
     def __call__(self, x, key_mask=None, outputs: int | None = None):
         """All tokens' outputs, or with `outputs` only the last that many: the last block then
         updates only those (the rest serve as keys and values), the same values for less work."""
+        if self.scan:
+            return self.norm(self._scanned(x, key_mask, outputs))
         call = nnx.remat(Block.__call__, static_argnums=3) if self.remat else Block.__call__
         for i, block in enumerate(self.blocks):
-            x = call(block, x, key_mask, outputs if i == len(self.blocks) - 1 else None)
+            x = call(block, x, key_mask, outputs if i == self.depth - 1 else None)
         return self.norm(x)
+
+    def _scanned(self, x, key_mask, outputs):
+        graphdef, params = nnx.split(self.blocks)
+
+        def layer(x, params):
+            return nnx.merge(graphdef, params)(x, key_mask), None
+
+        if self.remat:
+            layer = jax.checkpoint(layer, prevent_cse=False)
+        if outputs is None:
+            return jax.lax.scan(layer, x, params)[0]
+        # the last block updates only the last `outputs` tokens: a shape of its own
+        x = jax.lax.scan(layer, x, jax.tree.map(lambda p: p[:-1], params))[0]
+        last = nnx.merge(graphdef, jax.tree.map(lambda p: p[-1], params))
+        return last(x, key_mask, outputs)
 
 
 def _positions(module, dim, grid):
@@ -57,13 +99,14 @@ class Encoder(nnx.Module):
 
     def __init__(self, tokenizer: nnx.Module, grid: tuple[int, ...], *, dim, depth, heads,
                  mlp_ratio, dtype, attention_impl, rngs, remat: bool = False,
-                 positions: nnx.Module | None = None):
+                 scan_layers="auto", positions: nnx.Module | None = None):
         self.tokenizer = tokenizer
         self.grid = tuple(grid)
         self.positions = positions
         self.dim = dim
         self.transformer = Transformer(dim, depth, heads, mlp_ratio, dtype=dtype,
-                                       attention_impl=attention_impl, rngs=rngs, remat=remat)
+                                       attention_impl=attention_impl, rngs=rngs, remat=remat,
+                                       scan_layers=scan_layers)
 
     def __call__(self, inputs, keep_idx=None, keep_valid=None, replaced=None, replacement=None):
         """Encode all tokens, or only `keep_idx` (B, K) with validity `keep_valid` (B, K).
@@ -89,8 +132,8 @@ class Predictor(nnx.Module):
     positions]; all M blocks run as one batched call of size B * M."""
 
     def __init__(self, grid: tuple[int, ...], *, in_dim, dim, depth, heads, mlp_ratio, dtype,
-                 attention_impl, rngs, remat: bool = False, positions: nnx.Module | None = None,
-                 transformer: nnx.Module | None = None):
+                 attention_impl, rngs, remat: bool = False, scan_layers="auto",
+                 positions: nnx.Module | None = None, transformer: nnx.Module | None = None):
         """`positions`: its own position embedding (Brain-JEPA: a separate gradient projection);
         `transformer`: another stack with the same call signature (x, key_mask, outputs)
         instead of the pre-LN one (T-JEPA's post-LN stack)."""
@@ -102,7 +145,8 @@ class Predictor(nnx.Module):
         self.dim = dim
         if transformer is None:
             transformer = Transformer(dim, depth, heads, mlp_ratio, dtype=dtype,
-                                      attention_impl=attention_impl, rngs=rngs, remat=remat)
+                                      attention_impl=attention_impl, rngs=rngs, remat=remat,
+                                      scan_layers=scan_layers)
         self.transformer = transformer
         self.proj = nnx.Linear(dim, in_dim, dtype=dtype, kernel_init=dense_init(None, "embed"),
                                bias_init=zeros("embed"), rngs=rngs)

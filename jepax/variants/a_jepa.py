@@ -65,7 +65,7 @@ class AJEPA(EncoderPredictorJEPA):
             raise ConfigError(str(e)) from e
         self.dtype = DTYPES[m.dtype]
         common = dict(mlp_ratio=m.mlp_ratio, dtype=self.dtype, attention_impl=m.attention,
-                      remat=m.remat)
+                      remat=m.remat, scan_layers=m.scan_layers)
         self.encoder = Functional(lambda rngs: Encoder(
             PatchEmbed(p, 1, m.width, dtype=self.dtype, rngs=rngs), self.grid, dim=m.width,
             depth=m.depth, heads=m.heads, rngs=rngs, **common))

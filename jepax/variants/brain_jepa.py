@@ -63,7 +63,8 @@ class BrainJEPA(EncoderPredictorJEPA):
         self.masks = SpatiotemporalMasks(SpatiotemporalSpec.from_config(config.mask, self.grid))
         self.roi_features = roi_features(config)
         dtype = DTYPES[m.dtype]
-        common = dict(mlp_ratio=m.mlp_ratio, dtype=dtype, attention_impl=m.attention, remat=m.remat)
+        common = dict(mlp_ratio=m.mlp_ratio, dtype=dtype, attention_impl=m.attention, remat=m.remat,
+                      scan_layers=m.scan_layers)
         positions = lambda dim, rngs: RoiTimePositions(self.roi_features, self.grid[1], dim,
                                                       dtype=dtype, rngs=rngs, rois=d.rois)
         patch_std = 0.02 if m.patch_init == "official" else m.patch ** -0.5

@@ -44,7 +44,8 @@ class IJEPA(EncoderPredictorJEPA):
         self.grid = (d.image_size // m.patch_size,) * 2
         self.masks = MultiBlockMasks(MultiBlockSpec.from_config(config.mask, self.grid))
         dtype = DTYPES[m.dtype]
-        common = dict(mlp_ratio=m.mlp_ratio, dtype=dtype, attention_impl=m.attention, remat=m.remat)
+        common = dict(mlp_ratio=m.mlp_ratio, dtype=dtype, attention_impl=m.attention, remat=m.remat,
+                      scan_layers=m.scan_layers)
         self.encoder = Functional(lambda rngs: Encoder(
             PatchEmbed(m.patch_size, d.channels, m.width, dtype=dtype, rngs=rngs), self.grid,
             dim=m.width, depth=m.depth, heads=m.heads, rngs=rngs, **common))

@@ -48,7 +48,8 @@ class UIJEPA(EncoderPredictorJEPA):
         self.grid = (d.frames // m.tubelet_frames,) + (d.image_size // m.patch_size,) * 2
         self.masks = TubeletMasks(TubeletMaskSpec.from_config(config.mask, self.grid))
         dtype = DTYPES[m.dtype]
-        common = dict(mlp_ratio=m.mlp_ratio, dtype=dtype, attention_impl=m.attention, remat=m.remat)
+        common = dict(mlp_ratio=m.mlp_ratio, dtype=dtype, attention_impl=m.attention, remat=m.remat,
+                      scan_layers=m.scan_layers)
         self.encoder = Functional(lambda rngs: Encoder(
             TubeletEmbed(m.tubelet_frames, m.patch_size, 3, m.width, dtype=dtype, rngs=rngs),
             self.grid, dim=m.width, depth=m.depth, heads=m.heads, rngs=rngs, **common))
