@@ -26,8 +26,9 @@ py=${PYTHON:-python}
       --config=experiments/point_jepa.py --config=experiments/jepa3d.py \
       --config=experiments/mc_jepa.py --config=experiments/ti_jepa.py:random_encoders \
       --config=experiments/ui_jepa.py \
-      --config=experiments/act_jepa.py
+      --config=experiments/act_jepa.py --config=experiments/text_mlm.py
   $py -m benchmarks.point_tokenizer --config=experiments/point_jepa.py --config=experiments/jepa3d.py
   $py -m benchmarks.sequence_models --config=experiments/copying.py
+  $py -m benchmarks.sequence_models --config=experiments/arithmetic.py
 } 2> "$out/cpu.stderr" | tee "$out/cpu.jsonl"
 $py -m benchmarks.table --results "$out"/*.jsonl --into=benchmarks/README.md

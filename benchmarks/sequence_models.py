@@ -1,9 +1,10 @@
 """The sequence studies' models: the selective SSM's parallel (associative) scan against the
-step-by-step lax.scan of the same recurrence at the study's lengths, and one train step of each
-model of a study config (analytic FLOPs, examples/s, tokens/s, and how far ahead the data
-pipeline runs).
+step-by-step lax.scan of the same recurrence at the study's lengths (studies with an SSM), and
+one train step of each model of the study's first experiment (analytic FLOPs, examples/s,
+tokens/s, and how far ahead the data pipeline runs).
 
     python -m benchmarks.sequence_models                       # experiments/copying.py
+    python -m benchmarks.sequence_models --config=experiments/arithmetic.py
     python -m benchmarks.sequence_models --config=experiments/copying.py:tiny --steps=3
 
 Prints JSON lines; --out also writes them to a file.
@@ -12,6 +13,7 @@ Prints JSON lines; --out also writes them to a file.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import time
 
@@ -22,8 +24,8 @@ import numpy as np
 from benchmarks.data_pipeline import loader_rate, step_rate
 from jepax import cpu_devices, variants
 from jepax.config import load_config
+from jepax.studies import STUDIES
 from jepax.models.ssm import selective_scan, selective_scan_sequential
-from jepax.studies.copying import plan
 
 
 def _median_time(fn, args, repeats: int) -> float:
@@ -59,19 +61,26 @@ def scan_comparison(batch: int, length: int, channels: int, state: int, repeats:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
 
 
+def plan(config) -> dict:
+    """The study's (experiment, model) -> run config."""
+    return importlib.import_module(STUDIES[config.study]).plan(config)
+
+
 def model_steps(config, steps: int, batches: int) -> list[dict]:
-    """One train step of each distinct model of the study (at the copy experiment's lengths)."""
-    rows, seen = [], set()
-    for (experiment, model), rc in plan(config).items():
-        if model in seen or experiment != next(iter(config.experiments)):
+    """One train step of each model of the study's first experiment (at its lengths)."""
+    rows = []
+    configs = plan(config)
+    first = next(iter(configs))[0]
+    for (experiment, model), rc in configs.items():
+        if experiment != first:
             continue
-        seen.add(model)
         variant = variants.build(rc)
         loader, batch = loader_rate(rc, variant, batches)
         rate = step_rate(rc, variant, batch, steps)
         tokens = rc.train.batch_size * variant.train_length
         flops = variant.flops_per_step(rc.train.batch_size)
-        rows.append({"model": model, "experiment": experiment, "params": variant.num_params(),
+        rows.append({"study": config.study, "model": model, "experiment": experiment,
+                     "params": variant.num_params(),
                      "batch": rc.train.batch_size, "tokens_per_example": variant.train_length,
                      "flops_per_step": flops, "steps_per_s": round(rate, 3),
                      "examples_per_s": round(rate * rc.train.batch_size, 1),
@@ -92,13 +101,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     config = load_config(args.config)
     cpu_devices.configure(config.run)
-    mamba = config.models.mamba
-    base = config.run.model
     lines = []
     # the study's sequence lengths (training rows and the longest evaluated copy)
+    ssm = "models" in config and "mamba" in config.models
     lengths = sorted({variants.build(rc).max_len for rc in plan(config).values()}
                      | {variants.build(rc).train_length for rc in plan(config).values()})
-    for length in lengths:
+    mamba, base = (config.models.mamba, config.run.model) if ssm else (None, None)
+    for length in lengths if ssm else ():
         lines.append({"benchmark": "ssm_scan", **scan_comparison(
             config.run.train.batch_size, length, mamba.get("expand", base.expand)
             * mamba.get("width", base.width), mamba.get("state", base.state), args.repeats)})

@@ -152,3 +152,17 @@ def test_a_failed_gpu_measurement_gets_a_row_saying_so():
               "limit_s": 60}
     assert table.rows([failed]) == [("FAILED: python3 -m benchmarks.compile --preset=gpu-vitb",
                                      "exit 124 (limit 60 s)", "")]
+
+
+def test_sequence_benchmark_steps_each_model_of_a_studys_first_experiment():
+    from benchmarks.sequence_models import model_steps
+    from jepax.config import load_config
+
+    config = load_config("experiments/arithmetic.py:tiny")
+    rows = model_steps(config, steps=1, batches=2)
+    assert [r["model"] for r in rows] == list(config.addition.models)
+    for r in rows:
+        assert r["study"] == "arithmetic" and r["experiment"] == "addition"
+        assert r["params"] > 0 and r["tokens_per_s"] > 0 and r["loader_headroom"] > 0
+    assert table.rows([{"benchmark": "sequence_step", **rows[0]}])[0][0].startswith(
+        f"arithmetic study, {rows[0]['model']}")
