@@ -22,6 +22,7 @@ from jepax.variants.mc_jepa import FLOW_TERMS, MCJEPA, variance_covariance, vicr
 from tests.helpers import ROOT, assert_resumes_bit_for_bit, compilation_cache, losses
 
 CONFIG = str(ROOT / "experiments" / "mc_jepa.py")
+warp = jax.jit(flow_model.warp)  # one compile per shape instead of one per primitive
 
 
 # -- the decoder's building blocks -------------------------------------------------------------
@@ -29,7 +30,7 @@ def test_warp_with_a_constant_integer_flow_reproduces_the_shifted_image():
     x = np.random.default_rng(0).normal(size=(2, 9, 11, 3)).astype(np.float32)
     dx, dy = 2, -1
     flow = jnp.broadcast_to(jnp.array([dx, dy], jnp.float32), (2, 9, 11, 2))
-    warped, inside = flow_model.warp(jnp.asarray(x), flow)
+    warped, inside = warp(jnp.asarray(x), flow)
     expected = np.zeros_like(x)
     expected[:, 1:, :-2] = x[:, :-1, 2:]   # out(y, x) = in(y + dy, x + dx)
     np.testing.assert_allclose(warped, expected, atol=1e-6)
@@ -41,7 +42,7 @@ def test_warp_with_a_constant_integer_flow_reproduces_the_shifted_image():
 def test_warp_with_a_half_pixel_flow_averages_the_two_neighbours():
     x = np.random.default_rng(1).normal(size=(1, 5, 6, 2)).astype(np.float32)
     flow = jnp.broadcast_to(jnp.array([0.5, 0.0], jnp.float32), (1, 5, 6, 2))
-    warped, _ = flow_model.warp(jnp.asarray(x), flow)
+    warped, _ = warp(jnp.asarray(x), flow)
     np.testing.assert_allclose(warped[:, :, :-1], (x[:, :, :-1] + x[:, :, 1:]) / 2, atol=1e-6)
 
 
@@ -164,7 +165,7 @@ def test_synthetic_pairs_warp_back_to_the_first_frame_where_visible():
         assert ex["frames"].shape == (2, 64, 64, 3) and ex["flow_gt"].shape == (64, 64, 2)
         assert 0.3 < ex["flow_noc"].mean() < 1.0            # some pixels are occluded or leave
         frames = ex["frames"].astype(np.float32)
-        warped, _ = flow_model.warp(jnp.asarray(frames[1:2]), jnp.asarray(ex["flow_gt"][None]))
+        warped, _ = warp(jnp.asarray(frames[1:2]), jnp.asarray(ex["flow_gt"][None]))
         error = np.abs(np.asarray(warped[0]) - frames[0]).mean(-1)
         still = np.abs(frames[1] - frames[0]).mean(-1)
         noc = ex["flow_noc"]
@@ -180,7 +181,7 @@ def test_stereo_motorcycle_flow_is_minus_the_true_disparity():
     assert 2 < -flow[valid, 0].mean() < 30                    # disparities resized to 96 px wide
     # the true disparity aligns the pair far better than no motion does
     frames = ex["frames"].astype(np.float32)
-    warped, inside = flow_model.warp(jnp.asarray(frames[1:2]), jnp.asarray(flow[None]))
+    warped, inside = warp(jnp.asarray(frames[1:2]), jnp.asarray(flow[None]))
     keep = valid & (np.asarray(inside[0]) > 0)
     assert (np.abs(np.asarray(warped[0]) - frames[0]).mean(-1)[keep].mean()
             < 0.6 * np.abs(frames[1] - frames[0]).mean(-1)[keep].mean())
@@ -196,6 +197,15 @@ def small_config(preset="tiny", **loss):
     return c
 
 
+def drawn_params(variant):
+    """Parameters of the variant's shapes drawn with numpy: the real initializer compiles a
+    threefry program per parameter shape (~15 s on 2 cores), and these tests check the loss
+    terms, not the initializer (the :tiny run below uses it)."""
+    rng = np.random.default_rng(7)
+    shapes = jax.eval_shape(variant.init_params, jax.random.key(0))
+    return jax.tree.map(lambda s: jnp.asarray(rng.normal(0, 0.2, s.shape), s.dtype), shapes)
+
+
 @pytest.fixture(scope="module")
 def small_batch():
     rng = np.random.default_rng(6)
@@ -207,7 +217,7 @@ def small_batch():
 @pytest.mark.parametrize("term", [*FLOW_TERMS, "content"])
 def test_each_loss_can_be_turned_off(term, small_batch):
     variant = MCJEPA(small_config(**{term: 0.0}))
-    params = variant.init_params(jax.random.key(0))
+    params = drawn_params(variant)
     total, metrics = variant.loss(params, None, small_batch, jax.random.key(1))
     terms = {k[5:]: float(v) for k, v in metrics.items() if k.startswith("loss_")}
     others = {*FLOW_TERMS, "content"} - {term}
@@ -218,11 +228,11 @@ def test_each_loss_can_be_turned_off(term, small_batch):
 
 def test_flow_only_and_content_only_read_only_their_own_inputs(small_batch):
     flow_only = MCJEPA(small_config(content=0.0))
-    params = flow_only.init_params(jax.random.key(0))
+    params = drawn_params(flow_only)
     _, metrics = flow_only.loss(params, None, {"frames": small_batch["frames"]}, jax.random.key(1))
     assert "loss_content" not in metrics and "loss_photometric" in metrics
     content_only = MCJEPA(small_config("content_only"))
-    params = content_only.init_params(jax.random.key(0))
+    params = drawn_params(content_only)
     views = {k: small_batch[k] for k in ("view1", "view2")}
     _, metrics = content_only.loss(params, None, views, jax.random.key(1))
     assert [k for k in metrics if k.startswith("loss_")] == ["loss_content"]
