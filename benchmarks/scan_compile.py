@@ -61,7 +61,8 @@ def compile_time(size: str, scan: bool) -> dict:
 def step_time(rounds: int) -> dict:
     """cpu-tiny step time, scanned vs unrolled, timed in alternating blocks."""
     p = PRESETS["cpu-tiny"]
-    runners = {"unrolled": JepaxStep(p, scan_layers=False), "scanned": JepaxStep(p, scan_layers=True)}
+    runners = {"unrolled": JepaxStep(p, scan_layers=False),
+               "scanned": JepaxStep(p, scan_layers=True)}
     sec = alternate(runners, rounds, steps=3, warmup=2)
     return {"scan_step": "cpu-tiny", "depth": p["depth"], "pred_depth": p["pred_depth"],
             "unrolled_ms": round(sec["unrolled"] * 1e3, 1),
@@ -73,7 +74,8 @@ def step_time(rounds: int) -> dict:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="S,B,L,H", help="comma-separated of " + ",".join(VIT_SIZES))
+    parser.add_argument("--sizes", default="S,B,L,H",
+                        help="comma-separated of " + ",".join(VIT_SIZES))
     parser.add_argument("--step-time", type=int, default=6, metavar="ROUNDS",
                         help="rounds of the cpu-tiny step-time comparison (0: skip)")
     args = parser.parse_args(argv)

@@ -127,7 +127,8 @@ def rows(records: list[dict]) -> list[tuple[str, str, str]]:
                         f"FPS {r['fps_ms']:.1f} ms + kNN {r['knn_ms']:.1f} ms{seq}: "
                         f"{r['tokenizer_share']:.1%} of the {r['step_ms']:.0f} ms train step", ""))
         elif r.get("benchmark") == "sequence_step":
-            out.append((f"{r.get('study', 'copying')} study, {r['model']} ({r['params']:,} parameters, batch "
+            study = r.get("study", "copying")
+            out.append((f"{study} study, {r['model']} ({r['params']:,} parameters, batch "
                         f"{r['batch']} x {r['tokens_per_example']} tokens)",
                         f"{r['tokens_per_s']:,.0f} tokens/s, {r['gflop_per_s']:.1f} GFLOP/s, "
                         f"loader {r['loader_headroom']:.1f}x the step rate", "> 1x"))

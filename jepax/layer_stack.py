@@ -14,6 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jepax.sharding import path_key
+
 
 def stack_modules(modules: list[nnx.Module]) -> nnx.Module:
     """One module of the same structure whose every variable stacks the modules' variables on a
@@ -36,14 +38,10 @@ def stack_modules(modules: list[nnx.Module]) -> nnx.Module:
     return nnx.merge(graphdef, stacked)
 
 
-def _names(path) -> list[str]:
-    return [str(getattr(k, "key", getattr(k, "idx", k))) for k in path]
-
-
 def stacked_layers(path) -> bool:
     """Whether the parameter at a jax tree path is stored stacked (a leading layer axis):
     it sits under `blocks` with no block number after it."""
-    names = _names(path)
+    names = path_key(path).split("/")
     return any(a == "blocks" and not b.isdigit() for a, b in zip(names, names[1:]))
 
 

@@ -22,8 +22,8 @@ from data_pipelines.pipeline import prefetch_to_device, train_dataset
 from jepax import checkpoint, config as config_lib, convert, cpu_devices, distributed, experiment
 from jepax import flops, preemption, sharding
 from jepax.evaluators.runner import EvalRunner
-from jepax.lock import exclusive
 from jepax.layer_stack import relayout
+from jepax.lock import exclusive
 from jepax.metrics import MetricsWriter
 from jepax.preemption import Preempted, PreemptionGuard
 from jepax.variants.base import path_get, path_set

@@ -33,6 +33,7 @@ from jepax.config import ConfigError
 from jepax.evaluators.base import check
 from jepax.layer_stack import stacked_layers
 from jepax.optim import decay_mask
+from jepax.sharding import path_key
 
 
 class FineTune:
@@ -85,11 +86,10 @@ def layer_scales(params, layer_decay: float, official: bool = False):
     """Per-parameter lr multipliers (BEiT's layer-wise decay, by parameter path); blocks stored
     stacked (model.scan_layers) get one multiplier per layer along their leading axis."""
     paths = jax.tree_util.tree_flatten_with_path(params)[0]
-    name = lambda path: "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
 
     def layers(path, leaf) -> list[int]:
         """The blocks (0-based) a parameter belongs to."""
-        if m := re.search(r"blocks/(\d+)/", name(path)):
+        if m := re.search(r"blocks/(\d+)/", path_key(path)):
             return [int(m.group(1))]
         return list(range(np.shape(leaf)[0])) if stacked_layers(path) else []
 
@@ -104,7 +104,7 @@ def layer_scales(params, layer_decay: float, official: bool = False):
                                    np.float32)
             return per_layer.reshape((-1,) + (1,) * (np.ndim(leaf) - 1))
         block = layers(path, leaf)
-        n = name(path)
+        n = path_key(path)
         layer = block[0] + 1 if block else (0 if n.startswith(("tokenizer", "positions")) else top)
         return float(layer_decay ** (top - layer))
 
