@@ -102,10 +102,11 @@ def get_config(arg=None):
     c.optim.update(lr=5e-4, start_lr=5e-5, warmup_steps=30, weight_decay=0.05,
                    final_weight_decay=0.05)
     c.eval.batch_size = 64
-    # Sized for 2 shared CPU cores: 3 folds, short schedules (the paper: 5 folds, longer)
+    # Sized for 2 shared CPU cores: 3 folds, 10 fine-tuning epochs (the paper: 5 folds, longer);
+    # probes are fit to convergence (full-batch L-BFGS) at any size
     c.evals = dict(
         downstream=evaluators.block("eeg_downstream", attention_heads=8, folds=3,
-                                    probe_epochs=20, finetune_epochs=3),
+                                    probe_steps=100, finetune_epochs=10, finetune_lr=1e-3),
         rankme=evaluators.block("rankme", split="validation", examples=2000),
     )
     preset = parse_preset(arg, {"tiny": _tiny, "paper": _paper})
@@ -124,7 +125,7 @@ def _tiny(c):
     c.train.update(steps=40, batch_size=16, log_every=5, checkpoint_every=20)
     c.optim.update(lr=1e-3, start_lr=1e-4, warmup_steps=5)
     c.evals.downstream.update(heads=("post_local",), modes=("probe",), folds=2,
-                              probe_epochs=5, finetune_epochs=1)
+                              probe_steps=30, finetune_epochs=1)
     c.evals.rankme.examples = 200
 
 
@@ -134,4 +135,4 @@ def _paper(c):
     c.data.update(window=2048, stride=1024)
     c.mask.update(contexts=8, targets=2, context_channels=None)
     c.train.update(steps=20000, batch_size=64)
-    c.evals.downstream.update(folds=5, probe_epochs=100, finetune_epochs=20)
+    c.evals.downstream.update(folds=5, probe_steps=200, finetune_epochs=30)

@@ -1,11 +1,12 @@
 """Write an S-JEPA run's downstream table (3 heads x probe / fine-tune, pretrained vs random init,
 and the classical pipelines) between `<results>` markers, and plot it.
 
-    python scripts/record_s_jepa.py --workdir=runs/s_jepa --into=experiments/s_jepa.py \\
-        --plot=docs/s_jepa_downstream.png
+    python scripts/record_s_jepa.py --workdir=runs/s_jepa --into=experiments/s_jepa.py
 
-Reads the newest results/eval_step*.json of the run (written by the eeg_downstream evaluator)
-and also saves the plot as results/s_jepa_downstream.png in the run directory."""
+Reads the newest results/eval_step*.json of the run (written by the eeg_downstream evaluator);
+writes the table as results/s_jepa/downstream.md and its bar chart as
+results/s_jepa/downstream.png (heads x probe / fine-tune; pretrained, random init and the
+classical pipeline's level), and the plot also into the run's own results/ folder."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ HEADS = ("contextual", "post_local", "pre_local")
 MODES = {"probe": "linear probe", "finetune": "fine-tune"}
 TASKS = {"mi": "MI accuracy", "erp": "ERP ROC-AUC"}
 ROWS = ("pretrained", "random init")
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "s_jepa"
 
 
 def table(workdir: Path) -> list[str]:
@@ -45,8 +47,9 @@ def table(workdir: Path) -> list[str]:
     lines += ["", f"{result['step']} steps of batch {config['train']['batch_size']} in "
               f"{train_s / 60:.1f} min of training on {cpu_name()}, shared with other jobs; "
               f"{block['folds']}-fold CV per held-out subject ({config['data']['heldout_subjects']}"
-              f" subjects), probe {block['probe_epochs']} / fine-tune {block['finetune_epochs']} "
-              f"epochs. RankMe of pooled features (validation windows): {ranks}."]
+              f" subjects); probe: the head fit to convergence (L-BFGS, {block['probe_steps']} "
+              f"steps), fine-tune: {block['finetune_epochs']} epochs at lr {block['finetune_lr']:g}"
+              f". Chance: 0.5 on both tasks. RankMe of pooled features (validation windows): {ranks}."]
     return lines
 
 
@@ -74,21 +77,30 @@ def plot(workdir: Path, paths: list[Path]) -> None:
         ax.set_title(f"{name} (held-out subjects)")
         ax.set_ylim(0.3, 1.0)
         ax.legend(fontsize=7)
+    fig.suptitle(f"S-JEPA downstream, step {result['step']}: within-subject CV on the "
+                 "held-out subjects (grey: chance)", fontsize=9)
     fig.tight_layout()
     for path in paths:
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", required=True, type=Path)
-    parser.add_argument("--into", required=True, type=Path)
-    parser.add_argument("--plot", type=Path, default=None, help="also save the plot here")
+    parser.add_argument("--into", type=Path, help="also write the table between <results> markers")
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="folder for downstream.md and downstream.png")
     args = parser.parse_args()
-    write_between_markers(args.into, table(args.workdir))
-    plot(args.workdir, [args.workdir / "results" / "s_jepa_downstream.png"]
-         + ([args.plot] if args.plot else []))
+    lines = table(args.workdir)
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "downstream.md").write_text("\n".join(lines) + "\n")
+    if args.into:
+        write_between_markers(args.into, lines)
+    plot(args.workdir, [args.workdir / "results" / "downstream.png",
+                        args.results / "downstream.png"])
+    print("\n".join(lines) + f"\n\nwrote {args.results / 'downstream.md'} and downstream.png")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import optax
 
 from data_pipelines.errors import DataError
 from jepax.evaluators.base import check
+from jepax.evaluators.linear_probe import minimize_lbfgs
 from jepax.models import s_jepa as model
 
 log = logging.getLogger("jepax")
@@ -41,15 +42,15 @@ class EEGDownstream:
     DEFAULTS = dict(
         tasks=("mi", "erp"), metrics=("accuracy", "roc_auc"), classical=("csp_lda", "xdawn_lda"),
         heads=model.HEADS, modes=MODES, folds=5, filters=4,
-        probe_epochs=100, probe_lr=1e-3, finetune_epochs=20, finetune_lr=3e-4,
+        probe_steps=200, probe_weight_decay=1e-2, finetune_epochs=20, finetune_lr=3e-4,
         weight_decay=1e-2, batch_size=32, attention_heads=8, dropout=0.1, seed=0)
 
     def __init__(self, name, config_block):
         b = self.block = config_block
         self.every = int(b["every"])
-        check(name, b, positive=("folds", "filters", "probe_epochs", "finetune_epochs",
-                                 "batch_size", "probe_lr", "finetune_lr"),
-              nonnegative=("every", "weight_decay"))
+        check(name, b, positive=("folds", "filters", "probe_steps", "finetune_epochs",
+                                 "batch_size", "finetune_lr"),
+              nonnegative=("every", "weight_decay", "probe_weight_decay"))
         if not len(b["tasks"]) == len(b["metrics"]) == len(b["classical"]):
             raise ValueError(f"evals.{name}: tasks, metrics and classical need one entry each")
         bad = ([m for m in b["metrics"] if m not in ("accuracy", "roc_auc")]
@@ -107,11 +108,13 @@ class EEGDownstream:
                 head, p["encoder"], p["head"], x[idx], key=key, rate=b["dropout"], **kw)
             tiled = jax.tree.map(lambda a: jnp.broadcast_to(a, (n_models,) + a.shape), used)
             params0 = {"encoder": tiled, "head": heads0}
-        epochs, lr = ((b["probe_epochs"], b["probe_lr"]) if mode == "probe"
-                      else (b["finetune_epochs"], b["finetune_lr"]))
-        logits = fit_predict(logits_fn, params0, y, splits, epochs=epochs, lr=lr,
-                             weight_decay=b["weight_decay"], batch_size=b["batch_size"],
-                             key=keys[0])
+        if mode == "probe":
+            logits = fit_probe(logits_fn, params0, y, splits, steps=b["probe_steps"],
+                               weight_decay=b["probe_weight_decay"])
+        else:
+            logits = fit_predict(logits_fn, params0, y, splits, epochs=b["finetune_epochs"],
+                                 lr=b["finetune_lr"], weight_decay=b["weight_decay"],
+                                 batch_size=b["batch_size"], key=keys[0])
         return splits.score(np.asarray(logits), data["label"], metric)
 
 
@@ -166,9 +169,28 @@ def _metric(logits, labels, metric) -> float:
     return float(roc_auc_score(labels, logits[:, 1] - logits[:, 0]))
 
 
+def fit_probe(logits_fn, params0, labels, splits: Splits, *, steps, weight_decay):
+    """Fit one head per split (vmapped) to convergence: full-batch L-BFGS on its training
+    indices' weighted cross-entropy + L2 on the kernels (the frozen-feature probe is a small
+    deterministic problem: no minibatches, no learning rate); its logits on its test indices."""
+    def one(params, train, train_valid, test):
+        weights = train_valid.astype(jnp.float32)
+
+        def objective(p):
+            ce = optax.softmax_cross_entropy_with_integer_labels(logits_fn(p, train, None),
+                                                                 labels[train])
+            l2 = sum(jnp.sum(p[part]["kernel"] ** 2) for part in ("spatial", "linear"))
+            return jnp.sum(ce * weights) / jnp.sum(weights) + 0.5 * weight_decay * l2
+
+        return logits_fn(minimize_lbfgs(objective, params, steps), test, None)
+
+    return jax.jit(jax.vmap(one))(params0, jnp.asarray(splits.train),
+                                  jnp.asarray(splits.train_valid), jnp.asarray(splits.test))
+
+
 def fit_predict(logits_fn, params0, labels, splits: Splits, *, epochs, lr, weight_decay,
                 batch_size, key):
-    """Train one model per split (vmapped) with AdamW on weighted cross-entropy over shuffled
+    """Fine-tune one model per split (vmapped) with AdamW on weighted cross-entropy over shuffled
     minibatches of its (padded) training indices; its logits on its test indices."""
     n_train = splits.train.shape[1]
     batch = min(batch_size, n_train)

@@ -69,6 +69,12 @@ def _fit(x, y, num_classes, steps, weight_decay):
         return ce + 0.5 * weight_decay * jnp.sum(w["kernel"] ** 2)
 
     w0 = {"kernel": jnp.zeros((x.shape[1], num_classes)), "bias": jnp.zeros(num_classes)}
+    return minimize_lbfgs(objective, w0, steps)
+
+
+def minimize_lbfgs(objective, params, steps: int):
+    """`steps` iterations of optax's L-BFGS (zoom line search) on `objective(params)`; traceable
+    (jit / vmap it from outside)."""
     solver = optax.lbfgs()
     value_and_grad = optax.value_and_grad_from_state(objective)
 
@@ -79,5 +85,5 @@ def _fit(x, y, num_classes, steps, weight_decay):
                                        value_fn=objective)
         return (optax.apply_updates(w, updates), state), None
 
-    (w, _), _ = jax.lax.scan(step, (w0, solver.init(w0)), length=steps)
-    return w
+    (params, _), _ = jax.lax.scan(step, (params, solver.init(params)), length=steps)
+    return params
