@@ -125,7 +125,9 @@ def get_config(arg=None):
         pred_width=64, pred_depth=2, pred_heads=2,
         positions="gradient",     # gradient | sincos | anatomy (the paper's ablations)
         patch_init="fan_in",      # fan_in (std 1/sqrt(patch)) | official (std 0.02, the code)
-        target_norm="layer",      # layer (the paper) | layer_batch (then standardized over the batch)
+        # layer (the paper) | layer_batch (then standardized over the batch) | layer_center
+        # (then the batch mean removed)
+        target_norm="layer",
         dtype="float32",
         attention="auto",
         remat=False, scan_layers="auto",
