@@ -149,21 +149,16 @@ def get_config(arg=None):
         mamba_state1=dict(arch="mamba", width=96, depth=3, state=1),
         mamba_state4=dict(arch="mamba", width=96, depth=3, state=4),
     )
-    c.experiments = dict(
-        copy=dict(task="copy", models=TRANSFORMERS + RECURRENT, steps=800,
-                  data=dict(train_lengths=(1, 10), eval_lengths=(10, 15, 20, 25, 30, 40))),
-        prefix_ngram=dict(task="prefix_ngram", models=("hard_alibi",) + RECURRENT, steps=600,
-                          data=dict(train_lengths=(6, 12), eval_lengths=(12, 16, 20, 30))),
-        suffix_ngram=dict(task="suffix_ngram", models=("hard_alibi",) + RECURRENT, steps=600,
-                          data=dict(train_lengths=(6, 12), eval_lengths=(12, 16, 20, 30))),
-        phonebook=dict(task="phonebook", models=("hard_alibi",) + RECURRENT, steps=600,
-                       data=dict(train_lengths=(1, 6), eval_lengths=(2, 4, 6, 8, 10))),
-        memory=dict(task="copy", models=("hard_alibi", "mamba_state1", "mamba_state4"),
-                    steps=800, data=dict(train_lengths=(1, 20), eval_lengths=(5, 10, 15, 20))),
-    )
+    # the default: the copy experiment, Hard-ALiBi and RoPE against the SSM and the LSTM, every
+    # model trained on the same examples (same steps, batch and packed stream); ``full`` adds
+    # every encoding, the lookups and the state sizes
+    c.experiments = dict(copy=dict(
+        task="copy", models=("hard_alibi", "lstm", "mamba", "rope"), steps=1200,
+        data=dict(train_lengths=(1, 10), eval_lengths=(10, 15, 20, 25, 30, 40))))
     c.distributed = dict(mode="off", coordinator_address="", num_processes=0, process_id=-1,
                          initialization_timeout=300, heartbeat_timeout=100)
-    preset = parse_preset(arg, {"tiny": _tiny, "short": _short, "paper": _paper})
+    preset = parse_preset(arg, {"tiny": _tiny, "short": _short, "full": _full,
+                                "paper": _paper})
     if preset:
         preset(c)
     return finalize(c)
@@ -193,11 +188,30 @@ def _short(c):
         data=dict(train_lengths=(1, 10), eval_lengths=(10, 15, 20, 30))))
 
 
+def _full(c):
+    """Every experiment: the copy experiment with every positional encoding, the lookups and the
+    fixed-state memory runs (20 runs, about 1-1.5 hours on a shared 2-core CPU)."""
+    c.experiments = dict(
+        copy=dict(task="copy", models=TRANSFORMERS + RECURRENT, steps=800,
+                  data=dict(train_lengths=(1, 10), eval_lengths=(10, 15, 20, 25, 30, 40))),
+        prefix_ngram=dict(task="prefix_ngram", models=("hard_alibi",) + RECURRENT, steps=600,
+                          data=dict(train_lengths=(6, 12), eval_lengths=(12, 16, 20, 30))),
+        suffix_ngram=dict(task="suffix_ngram", models=("hard_alibi",) + RECURRENT, steps=600,
+                          data=dict(train_lengths=(6, 12), eval_lengths=(12, 16, 20, 30))),
+        phonebook=dict(task="phonebook", models=("hard_alibi",) + RECURRENT, steps=600,
+                       data=dict(train_lengths=(1, 6), eval_lengths=(2, 4, 6, 8, 10))),
+        memory=dict(task="copy", models=("hard_alibi", "mamba_state1", "mamba_state4"),
+                    steps=800, data=dict(train_lengths=(1, 20), eval_lengths=(5, 10, 15, 20))),
+    )
+
+
 def _paper(c):
     """The paper's scale (accelerators), as we read it: ~160M-parameter models (GPT-NeoX-style
     transformer 12 x 768 with 16 heads, 8 of them hard-ALiBi heads; Mamba 24 x 768, state 16;
     LSTM 4 x 1024), AdamW lr 1e-5 with 100 warm-up steps and linear decay, batch 64, gradient
-    clipping 1, weight decay 0.1; copy: train on strings up to 50, evaluate up to 1000."""
+    clipping 1, weight decay 0.1; copy: train on strings up to 50, evaluate up to 1000. Every
+    experiment of ``full``."""
+    _full(c)
     c.run.model.update(width=768, depth=12, heads=16, head_dim=0, masked_heads=8)
     c.run.train.update(batch_size=64, checkpoint_every=1000)
     c.run.optim.update(lr=1e-5, start_lr=0.0, final_lr=0.0, warmup_steps=100, weight_decay=0.1,
