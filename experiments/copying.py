@@ -90,7 +90,7 @@ of 11 tokens must be right); with 1200 steps Mamba reached 1.00 (the table above
 NoPE and the LSTM need more steps than 800; see docs/copying.md.
 
 Commands:
-    python -m jepax.main --config=experiments/copying.py --workdir=runs/copying  # default, 2-core CPU
+    python -m jepax.main --config=experiments/copying.py --workdir=runs/copying   # default
     python scripts/record_study.py --workdir=runs/copying --into=experiments/copying.py --shared
     python -m jepax.main --config=experiments/copying.py:tiny --workdir=runs/copying_tiny
     python -m jepax.main --config=experiments/copying.py:short --workdir=runs/copying_short
