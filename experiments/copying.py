@@ -80,8 +80,8 @@ Measured on AMD EPYC, 2 cores shared with other engineers' jobs (timings and tok
 tokens/s: median training throughput of the run, padded tokens per second (what the step computes); measured on the machine that ran the study.
 </results>
 
-The default run's plots and tables, copied from its workdir: results/copying/
-(copy_accuracy.png: exact match by length, Mamba's line lies under RoPE's; copy_sample_efficiency.png).
+The default run's plots and tables, copied from its workdir: results/copying/ (copy_accuracy.png:
+exact match by length, Mamba's line lies under RoPE's; copy_sample_efficiency.png).
 
 Why an earlier run showed exact match 0 (diagnosed, not a bug): in the copy experiment of what
 is now the ``full`` preset (800 steps), the NoPE transformer had not learned copying after 700 of its 800 steps (training loss plateau
