@@ -24,7 +24,7 @@ same encoder at random init (0.632 vs 0.766), while a bag of words reaches 0.793
 are templates in which the sentiment lives in a few words (a face, a weather word, a negation);
 predicting masked words from a 16-token template rewards features that encode the template and
 the word's slot, which mean pooling then averages over. RankMe rises (14.5 vs 3.4), so this is
-not collapse. Not measured: the probe on the [CLS]-free max-pooled or per-slot features.
+not collapse. Not measured: other poolings (max over words, per-word features).
 
 Commands:
     python -m jepax.main --config=experiments/text_mlm.py --workdir=runs/ti_jepa/text_encoder
