@@ -10,8 +10,21 @@ a bag of words.
 
 Results of the default config (recorded by the TI-JEPA chain, scripts/ti_jepa_chain.py):
     <results>
-    (not recorded yet)
+    | outputs (step 1000) | linear probe acc | RankMe |
+    | --- | --- | --- |
+    | pretrained | 0.632 | 14.5 |
+    | random init | 0.766 | 3.4 |
+    | bag of words | 0.793 | 42.0 |
+
+    1000 steps of batch 128 in 4.6 min of training on x86_64 (AMD EPYC, 2 cores); evaluation: linear_probe on at most 6000 train_examples, at most 2000 test_examples; rankme on at most 2000 examples.
     </results>
+
+Reading it: masked-word pretraining makes the mean word features WORSE for sentiment than the
+same encoder at random init (0.632 vs 0.766), while a bag of words reaches 0.793. The captions
+are templates in which the sentiment lives in a few words (a face, a weather word, a negation);
+predicting masked words from a 16-token template rewards features that encode the template and
+the word's slot, which mean pooling then averages over. RankMe rises (14.5 vs 3.4), so this is
+not collapse. Not measured: other poolings (max over words, per-word features).
 
 Commands:
     python -m jepax.main --config=experiments/text_mlm.py --workdir=runs/ti_jepa/text_encoder

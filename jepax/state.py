@@ -44,8 +44,11 @@ def state_shardings(variant, tx, mesh, rules, seed: int = 0,
     param_sh = jax.tree.map(to_named, variant.param_specs(mesh, rules),
                             is_leaf=lambda x: isinstance(x, P))
     replicated = NamedSharding(mesh, P())
-    opt_sh = optax.tree_map_params(tx, lambda _, s: s, abstract.opt_state, param_sh,
-                                   transform_non_params=lambda _: replicated)
+    # MaskedNode: a parameter the optimizer keeps no state for (optim's frozen parameters)
+    masked = lambda x: isinstance(x, optax.MaskedNode)
+    opt_sh = optax.tree_map_params(tx, lambda v, s: v if masked(v) else s, abstract.opt_state,
+                                   param_sh, transform_non_params=lambda _: replicated,
+                                   is_leaf=masked)
     return TrainState(step=replicated, params=param_sh, opt_state=opt_sh,
                       target=variant.ema_source(param_sh), rng=replicated)
 

@@ -107,7 +107,8 @@ def test_loss_ignores_padding_and_reports_collapse_monitors(model):
 
 def test_batch_target_norm_removes_what_every_input_shares():
     """model.target_norm='layer_batch': each (token, dimension) of the targets has mean 0 and
-    std 1 over the batch, whatever vector all inputs share at that token."""
+    std 1 over the batch, whatever vector all inputs share at that token; 'layer_center' only
+    removes the mean."""
     rng = np.random.default_rng(0)
     h = rng.normal(size=(6, 10, 8))
     idx = np.stack([rng.permutation(10)[:4].reshape(1, 4) for _ in range(6)])  # (B, M=1, T=4)
@@ -120,6 +121,10 @@ def test_batch_target_norm_removes_what_every_input_shares():
     np.testing.assert_allclose(
         _standardize_over_batch(jnp.asarray(gather(shared)), jnp.asarray(shared),
                                 jnp.asarray(idx)), targets, rtol=1e-4, atol=1e-4)
+    # layer_center: the shared vector goes, each dimension keeps its spread across inputs
+    centred = _standardize_over_batch(jnp.asarray(gather(shared)), jnp.asarray(shared),
+                                      jnp.asarray(idx), scale=False)
+    np.testing.assert_allclose(centred, gather(h - h.mean(0)), rtol=1e-4, atol=1e-4)
     with pytest.raises(ConfigError, match="target_norm='batch'.*layer_batch"):
         BrainJEPA(tiny(model__target_norm="batch"))
 

@@ -76,7 +76,7 @@ def test_grad_clip_value_clamps_each_gradient_element_before_adamw():
     assert not np.allclose(run(o_clip, grads), run(o_plain, grads))
 
 
-def test_frozen_parameters_are_never_changed_while_the_rest_trains():
+def test_frozen_parameters_are_never_changed_and_get_no_moments_while_the_rest_trains():
     o, s = make(lr=0.1, start_lr=0.1, warmup=0, weight_decay=0.5, final_weight_decay=0.5)
     params = {"pretrained": {"kernel": jnp.ones((3, 4)), "bias": jnp.ones(4)},
               "head": {"kernel": jnp.ones((3, 4))}}
@@ -89,6 +89,9 @@ def test_frozen_parameters_are_never_changed_while_the_rest_trains():
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(p["pretrained"]),
                                                      jax.tree.leaves(params["pretrained"])))
     assert not np.allclose(p["head"]["kernel"], 1.0)
+    # Adam keeps its two moments for the trained parameters only
+    moment_sizes = sorted(a.size for a in jax.tree.leaves(state) if np.ndim(a) > 0)
+    assert moment_sizes == [12, 12]
 
 
 def test_bfloat16_parameters_train_with_float32_moments_and_target(tmp_path):

@@ -48,7 +48,7 @@ from jepax.variants.jepa import DTYPES, EncoderPredictorJEPA, validate_vit_model
 from jepax.variants.monitors import collapse_monitors
 
 POSITIONS = ("gradient", "sincos", "anatomy")
-TARGET_NORMS = ("layer", "layer_batch")
+TARGET_NORMS = ("layer", "layer_batch", "layer_center")
 
 
 class BrainJEPA(EncoderPredictorJEPA):
@@ -96,8 +96,10 @@ class BrainJEPA(EncoderPredictorJEPA):
     def loss(self, params, target, batch, rng):
         del rng  # crops and masks come from the data pipeline
         pred, targets, h = self.predict(params, target, batch["bold"].astype(self.dtype), batch)
-        if self.config.model.target_norm == "layer_batch":
-            targets = _standardize_over_batch(targets, h, batch["target_idx"])
+        norm = self.config.model.target_norm
+        if norm != "layer":
+            targets = _standardize_over_batch(targets, h, batch["target_idx"],
+                                              scale=norm == "layer_batch")
         valid = batch["target_valid"].astype(jnp.float32)
         per_token = optax.huber_loss(pred, targets, delta=1.0).mean(-1)  # smooth-L1, beta 1
         count = valid.sum(-1)
@@ -133,13 +135,17 @@ class BrainJEPA(EncoderPredictorJEPA):
                                self.masks.num_targets)
 
 
-def _standardize_over_batch(targets, h, target_idx):
-    """Targets (B, M, T, D) standardized with the batch's mean and std of the layer-normed
-    features h (B, N, D) at their token: what every input shares at a token cannot be a target."""
+def _standardize_over_batch(targets, h, target_idx, scale: bool = True):
+    """Targets (B, M, T, D) minus the batch's mean of the layer-normed features h (B, N, D) at
+    their token (what every input shares at a token cannot be a target), divided by the batch's
+    std there when `scale` (else each dimension keeps its input-dependent spread)."""
     mean = h.mean(axis=0)
-    inv_std = jax.lax.rsqrt(((h - mean) ** 2).mean(axis=0) + 1e-5)
     idx = target_idx.reshape(-1)
-    return (targets - mean[idx].reshape(targets.shape)) * inv_std[idx].reshape(targets.shape)
+    centred = targets - mean[idx].reshape(targets.shape)
+    if not scale:
+        return centred
+    inv_std = jax.lax.rsqrt(((h - mean) ** 2).mean(axis=0) + 1e-5)
+    return centred * inv_std[idx].reshape(targets.shape)
 
 
 def _crop_and_mask(example, rng, *, frames, rate, demean, masks):
