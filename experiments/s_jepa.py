@@ -22,34 +22,34 @@ held-out subjects of within-subject cross-validation, folds as stated below the 
     <results>
     | head, training | MI accuracy: pretrained | MI accuracy: random init | ERP ROC-AUC: pretrained | ERP ROC-AUC: random init |
     | --- | --- | --- | --- | --- |
-    | contextual, linear probe | - | - | - | - |
-    | contextual, fine-tune | - | - | - | - |
+    | contextual, linear probe | 0.495 | 0.501 | 0.756 | 0.699 |
+    | contextual, fine-tune | 0.504 | 0.534 | 0.709 | 0.721 |
     | post-local, linear probe | 0.504 | 0.458 | 0.763 | 0.714 |
-    | post-local, fine-tune | - | - | - | - |
+    | post-local, fine-tune | 0.503 | 0.550 | 0.799 | 0.720 |
     | pre-local, linear probe | 0.525 | 0.516 | 0.737 | 0.624 |
-    | pre-local, fine-tune | - | - | - | - |
+    | pre-local, fine-tune | 0.475 | 0.479 | 0.735 | 0.699 |
     | CSP + LDA (MI) / xDAWN + shrinkage LDA (ERP) | 0.942 |  | 0.946 |  |
 
-    300 steps of batch 16 in 12.0 min of training on AMD EPYC, 2 cores, shared with other jobs; 3-fold CV per held-out subject (3 subjects); probe: the head fit to convergence (L-BFGS, 100 steps), fine-tune: 10 epochs at lr 0.001. Chance: 0.5 on both tasks. RankMe of pooled features (validation windows): pretrained 2.5, random init 3.6, classical (CSP / xDAWN + LDA) 3.5. '-': not evaluated in this run.
+    300 steps of batch 16 in 12.0 min of training on AMD EPYC, 2 cores, shared with other jobs; 3-fold CV per held-out subject (3 subjects); probe: the head fit to convergence (L-BFGS, 100 steps), fine-tune: 10 epochs at lr 0.001. Chance: 0.5 on both tasks. RankMe of pooled features (validation windows): pretrained 2.5, random init 3.6, classical (CSP / xDAWN + LDA) 3.5.
     </results>
 
-Reading it: this run re-evaluated the 300-step checkpoint with the fixed evaluator (probes fit
-to convergence by L-BFGS; before, 20 minibatch epochs) but only the probes of the local heads:
-the full evaluation (contextual head, 10-epoch fine-tuning) takes longer than this shared
-session had (the post-local fine-tune alone took 148 s per row and task); two fine-tune /
-contextual numbers that did finish before it was stopped, pretrained, MI: contextual probe
-0.495, post-local fine-tune 0.503 (partial, not in the table). Motor imagery stays at chance
-for every head, pretrained or not (0.46-0.53), while CSP + LDA reaches 0.94 on the same epochs
-and folds: a converged probe does not change that, and neither does longer fine-tuning from a
-random encoder (pre-local, 30 epochs: 0.52). The cause is measured in docs/s_jepa.md: a
-converged logistic regression on the frozen post-local tokens is at chance (0.53) where the
-same regression on each raw channel's log-variance gets 0.86, because the local encoder's
-GroupNorm normalises every channel's features over the epoch and so divides out the band power
-that MI decoding reads. On ERPs pretraining helps the local features: post-local probe 0.76 vs
-0.71 random init, pre-local 0.74 vs 0.62, still far below xDAWN + LDA (0.95). Differences
-under ~0.05 are within fold noise here (240 MI / 900 ERP epochs). The paper's finding (spatial
-filtering matters most) cannot be judged on MI at this scale; on ERP the pre-local head gains
-most from pretraining.
+Reading it: the 300-step checkpoint re-evaluated with the fixed evaluator (the heads' probes
+fit to convergence by L-BFGS, before 20 minibatch epochs; fine-tuning 10 epochs at lr 1e-3,
+before 3 at 3e-4); the full evaluation took 48.6 min on the 2 cores, shared with a CI run.
+Motor imagery stays at chance for every head, pretrained or not (0.46-0.55), while CSP + LDA
+reaches 0.94 on the same epochs and folds: neither a converged probe nor longer fine-tuning
+changes that. The cause is measured in docs/s_jepa.md: a converged logistic regression on the
+frozen post-local tokens is at chance (0.53) where the same regression on each raw channel's
+log-variance gets 0.86, because the local encoder's GroupNorm normalises every channel's
+features over the epoch and so divides out the band power that MI decoding reads. On ERPs
+pretraining helps in 5 of the 6 head x training rows (probes: contextual 0.76 vs 0.70,
+post-local 0.76 vs 0.71, pre-local 0.74 vs 0.62; fine-tuned post-local 0.80 vs 0.72, pre-local
+0.74 vs 0.70; the contextual fine-tune is the exception, 0.71 vs 0.72), all far below xDAWN +
+LDA (0.95). Differences under ~0.05 are within fold noise here (240 MI / 900 ERP epochs). The
+paper's finding, that the head's spatial filtering matters most, shows on ERP only: the local
+heads read the pretrained features best (post-local fine-tune 0.80, the best encoder row) and
+the pre-local filter gains most from pretraining (+0.11 as a probe), while the contextual
+head's fine-tuning loses what its probe had; on MI nothing can be judged at this scale.
 
 Paper, for context (Lee2019, 54 subjects: different data, and a network twice as deep with an
 8x wider feed-forward than the CPU default here): its conclusion is that the downstream head's
