@@ -52,13 +52,15 @@ def decay_mask(params):
         lambda path, p: p.ndim - layer_stack.stacked_layers(path) > 1, params)
 
 
-def frozen_mask(frozen: tuple[str, ...]):
-    """params -> True for every parameter under one of the top-level keys in `frozen`. (Written
-    over paths, not dict items, because optax also calls masks on a placeholder tree.)"""
-    def mask(params):
+def frozen_labels(frozen: tuple[str, ...]):
+    """params -> 'frozen' for every parameter under one of the top-level keys in `frozen`,
+    'trained' for the rest. (Written over paths, not dict items, because optax also calls
+    labels on a placeholder tree.)"""
+    def labels(params):
         return jax.tree_util.tree_map_with_path(
-            lambda path, _: bool(path) and getattr(path[0], "key", None) in frozen, params)
-    return mask
+            lambda path, _: ("frozen" if path and getattr(path[0], "key", None) in frozen
+                             else "trained"), params)
+    return labels
 
 
 def optimizer(optim_config, sched: Schedules,
@@ -71,8 +73,6 @@ def optimizer(optim_config, sched: Schedules,
     if o.grad_clip_value > 0:
         tx = optax.chain(optax.clip(o.grad_clip_value), tx)
     if frozen:  # frozen parameters get a zero update and no optimizer state (no Adam moments)
-        is_frozen = frozen_mask(tuple(frozen))
-        labels = lambda params: jax.tree.map(lambda f: "frozen" if f else "trained",
-                                             is_frozen(params))
-        tx = optax.multi_transform({"trained": tx, "frozen": optax.set_to_zero()}, labels)
+        tx = optax.multi_transform({"trained": tx, "frozen": optax.set_to_zero()},
+                                   frozen_labels(tuple(frozen)))
     return tx

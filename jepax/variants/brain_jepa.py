@@ -98,8 +98,8 @@ class BrainJEPA(EncoderPredictorJEPA):
         pred, targets, h = self.predict(params, target, batch["bold"].astype(self.dtype), batch)
         norm = self.config.model.target_norm
         if norm != "layer":
-            targets = _standardize_over_batch(targets, h, batch["target_idx"],
-                                              scale=norm == "layer_batch")
+            targets = _normalize_over_batch(targets, h, batch["target_idx"],
+                                            scale=norm == "layer_batch")
         valid = batch["target_valid"].astype(jnp.float32)
         per_token = optax.huber_loss(pred, targets, delta=1.0).mean(-1)  # smooth-L1, beta 1
         count = valid.sum(-1)
@@ -135,7 +135,7 @@ class BrainJEPA(EncoderPredictorJEPA):
                                self.masks.num_targets)
 
 
-def _standardize_over_batch(targets, h, target_idx, scale: bool = True):
+def _normalize_over_batch(targets, h, target_idx, scale: bool = True):
     """Targets (B, M, T, D) minus the batch's mean of the layer-normed features h (B, N, D) at
     their token (what every input shares at a token cannot be a target), divided by the batch's
     std there when `scale` (else each dimension keeps its input-dependent spread)."""
