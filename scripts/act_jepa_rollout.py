@@ -17,13 +17,18 @@ from PIL import Image
 from jepax import checkpoint, variants
 
 
-def frames(workdir: Path, seeds: np.ndarray, max_steps: int, execute: int):
+def load_policy(workdir: Path):
+    """(variant, policy) of the run in `workdir`, from its newest checkpoint."""
     config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
     variant = variants.build(config)
     ckpt = checkpoint.Checkpointer(workdir / "checkpoints", read_only=True)
     state = ckpt.restore_params()
     ckpt.close()
-    policy = variant.eval_params(state["params"], state["target"])
+    return variant, variant.eval_params(state["params"], state["target"])
+
+
+def frames(workdir: Path, seeds: np.ndarray, max_steps: int, execute: int):
+    variant, policy = load_policy(workdir)
     out = variant.rollouts(policy, seeds, seeds % 2, max_steps=max_steps, execute=execute,
                            frames=True)
     return out["frames"], out["success"]

@@ -1,10 +1,13 @@
 """Write ACT-JEPA's results table (closed-loop success, world-model probe RMSE, RankMe) for the
 ACT-JEPA run, the action-chunking baseline run (jepa_weight=0), optionally the transfer run
 (JEPA-only encoder, frozen, + trained action decoder), the untrained network and the probe on
-the raw observation, between `<results>` markers.
+the raw observation, between `<results>` markers; with ``--execution`` (the JSON of
+scripts/act_jepa_execution.py) also closed-loop success per way of executing the chunks.
 
     python scripts/record_act_jepa.py --workdir=runs/act_jepa --baseline=runs/act \\
-        [--transfer=runs/transfer] --into=experiments/act_jepa.py [--note="shared machine"]
+        [--jepa_only=runs/jepa_only --transfer=runs/transfer] \\
+        [--execution=results/act_jepa_execution.json] --into=experiments/act_jepa.py \\
+        [--note="shared machine"]
 """
 
 from __future__ import annotations
@@ -42,20 +45,40 @@ def footer(name: str, workdir: Path) -> str:
     config = json.loads((workdir / "config.json").read_text())
     records = read_metrics(workdir)
     minutes = sum(r["step_s"] for r in records) / 60
-    rollouts = config["evals"]["closed_loop"]["rollouts"]
+    evaluated = config["eval"]["evaluators"]
+    rollouts = (f"{config['evals']['closed_loop']['rollouts']} closed-loop rollouts"
+                if evaluated is None or "closed_loop" in evaluated else "no closed loop")
     return (f"{name}: {newest_eval(workdir)['step']} steps of batch {config['train']['batch_size']}"
-            f" in {minutes:.1f} min of training; {rollouts} closed-loop rollouts.")
+            f" in {minutes:.1f} min of training; {rollouts}.")
 
 
-def table(workdir: Path, baseline: Path, transfer: Path | None, note: str) -> list[str]:
+def execution_table(results: dict, names: dict[str, str]) -> list[str]:
+    """Success (push / reach) of each run (rows) under each execution mode (columns)."""
+    modes = list(next(iter(results.values())))
+    lines = ["| policy | " + " | ".join(modes) + " |", "| --- |" + " --- |" * len(modes)]
+    for path, by_mode in results.items():
+        cells = [f"{r['success']:.2f} ({r['push']:.2f} / {r['reach']:.2f})"
+                 for r in by_mode.values()]
+        lines.append(f"| {names.get(path, path)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def table(workdir: Path, baseline: Path, transfer: Path | None, note: str,
+          jepa_only: Path | None = None, execution: Path | None = None) -> list[str]:
     table_rows = rows(workdir, baseline, transfer)
     lines = ["| policy | " + " | ".join(c[1] for c in COLUMNS) + " |",
              "| --- |" + " --- |" * len(COLUMNS)]
     for name, row in table_rows.items():
         lines.append(f"| {name} | " + " | ".join(_fmt(row, k, s) for k, _, s in COLUMNS) + " |")
     lines.append("")
-    runs = {"ACT-JEPA": workdir, "baseline": baseline, "transfer": transfer}
+    runs = {"ACT-JEPA": workdir, "baseline": baseline, "JEPA-only": jepa_only,
+            "transfer": transfer}
     lines += [footer(name, path) for name, path in runs.items() if path is not None]
+    if execution is not None:
+        names = {str(path): name for name, path in runs.items() if path is not None}
+        lines += ["", "Closed-loop success (push / reach) by how chunks are executed, same "
+                  "checkpoints and seeds (scripts/act_jepa_execution.py):", ""]
+        lines += execution_table(json.loads(execution.read_text()), names)
     lines.append(f"Machine: {cpu_name()}" + (f"; {note}" if note else "") + ".")
     return lines
 
@@ -64,11 +87,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", required=True, type=Path)
     parser.add_argument("--baseline", required=True, type=Path)
+    parser.add_argument("--jepa_only", type=Path, default=None)
     parser.add_argument("--transfer", type=Path, default=None)
+    parser.add_argument("--execution", type=Path, default=None)
     parser.add_argument("--into", required=True, type=Path)
     parser.add_argument("--note", default="")
     args = parser.parse_args()
-    write_between_markers(args.into, table(args.workdir, args.baseline, args.transfer, args.note))
+    write_between_markers(args.into, table(args.workdir, args.baseline, args.transfer, args.note,
+                                           args.jepa_only, args.execution))
 
 
 if __name__ == "__main__":

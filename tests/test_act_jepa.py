@@ -16,7 +16,7 @@ from data_pipelines.errors import DataError
 from jepax import evaluators, train
 from jepax.config import ConfigError, load_config
 from jepax.evaluators.base import Row
-from jepax.variants.act_jepa import ACTJEPA
+from jepax.variants.act_jepa import ACTJEPA, temporal_ensemble
 from tests.helpers import (ROOT, assert_resumes_bit_for_bit, assert_trees_equal, losses,
                            saved_params)
 
@@ -228,6 +228,19 @@ def test_frozen_encoder_trains_only_the_heads(params, batch):
     assert any(np.asarray(g).any() for g in jax.tree.leaves(grads["decoder"]))
 
 
+def test_temporal_ensemble_averages_every_earlier_chunks_prediction_for_this_step():
+    k, decay = 4, 0.3
+    predictions = np.random.default_rng(0).normal(size=(9, k, 2)).astype(np.float32)
+    chunks = jnp.zeros((k, k, 2))
+    for t in range(len(predictions)):
+        chunks, action = temporal_ensemble(chunks, predictions[t], t, decay)
+        # by hand: the chunks predicted at s = t-k+1 .. t, each entry t - s, older weigh more
+        made = np.arange(max(0, t - k + 1), t + 1)
+        weights = np.exp(decay * (t - made))
+        expected = (weights[:, None] * predictions[made, t - made]).sum(0) / weights.sum()
+        np.testing.assert_allclose(action, expected, rtol=1e-5, err_msg=f"step {t}")
+
+
 class _EvalDataWithout:
     """What the runner knows before training (jepax.evaluators.base.EvalData), minus a key."""
 
@@ -299,3 +312,10 @@ def test_closed_loop_rollout_of_the_trained_policy_can_be_rendered(variant, tiny
     assert out["success"].shape == (2,) and out["frames"].shape == (2, 10, 128, 128, 3)
     assert out["frames"].dtype == np.uint8 and not np.array_equal(out["frames"][0, 0],
                                                                   out["frames"][0, -1])
+    # Temporal ensembling: the first step runs the first chunk's first action (as open loop),
+    # later steps averages of overlapping chunks (so the trajectories part).
+    ensembled = variant.rollouts(policy, np.array([5, 6]), np.array([0, 1]), max_steps=10,
+                                 execute=1, ensemble=0.01, frames=True)["frames"]
+    assert ensembled.shape == out["frames"].shape
+    np.testing.assert_array_equal(ensembled[:, 0], out["frames"][:, 0])
+    assert not np.array_equal(ensembled[:, -1], out["frames"][:, -1])

@@ -5,6 +5,9 @@ Reads a variant with ``rollouts(policy, seeds, tasks, max_steps=, execute=)`` (A
 point pushing); model-free rows have no policy and get no entry. Metrics of block ``<name>``:
 ``<name>_success`` over all rollouts and ``<name>_<task>`` per task (tasks alternate over
 the seeds). Seeds start at ``first_seed``, far from the recorded demonstrations' seeds.
+``temporal_ensemble=True`` queries the policy every step and runs the weighted average of the
+overlapping chunks' actions (ACT's temporal ensembling, weight decay ``ensemble_decay``)
+instead of running `execute` actions of each chunk open loop.
 """
 
 from __future__ import annotations
@@ -16,13 +19,13 @@ from jepax.evaluators.base import check
 
 class ClosedLoop:
     DEFAULTS = dict(rollouts=50, max_steps=100, execute=10, first_seed=10**9,
-                    tasks=("push", "reach"))
+                    tasks=("push", "reach"), temporal_ensemble=False, ensemble_decay=0.01)
 
     def __init__(self, name, config_block):
         self.name, self.block = name, config_block
         self.every = int(config_block["every"])
         check(name, config_block, positive=("rollouts", "max_steps", "execute"),
-              nonnegative=("every",))
+              nonnegative=("every", "ensemble_decay"))
         self.columns = (f"{name}_success", *(f"{name}_{t}" for t in config_block["tasks"]))
 
     def evaluate(self, row):
@@ -32,7 +35,9 @@ class ClosedLoop:
         seeds = b["first_seed"] + np.arange(b["rollouts"])
         tasks = seeds % len(b["tasks"])
         success = row.variant.rollouts(row.params, seeds, tasks, max_steps=b["max_steps"],
-                                       execute=b["execute"])["success"]
+                                       execute=b["execute"],
+                                       ensemble=b["ensemble_decay"] if b["temporal_ensemble"]
+                                       else None)["success"]
         out = {f"{self.name}_success": float(success.mean())}
         for i, task in enumerate(b["tasks"]):
             out[f"{self.name}_{task}"] = float(success[tasks == i].mean())

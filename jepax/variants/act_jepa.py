@@ -149,31 +149,48 @@ class ACTJEPA(EncoderPredictorJEPA):
         z = self.observe(policy["encoder"], inputs)
         return self.decoder(policy["decoder"], z) * s["action_std"] + s["action_mean"]
 
-    def rollouts(self, policy, seeds, tasks, *, max_steps: int, execute: int, frames=False):
-        """Closed-loop episodes of point pushing: query the policy, run the first `execute`
-        actions of its chunk, repeat for `max_steps`. Returns host arrays ``success`` (N,) (the
-        task solved at any step) and, with `frames`, ``frames`` (N, T, H, W, 3)."""
+    def rollouts(self, policy, seeds, tasks, *, max_steps: int, execute: int,
+                 ensemble: float | None = None, frames=False):
+        """Closed-loop episodes of point pushing for `max_steps`: query the policy and run the
+        first `execute` actions of its chunk open loop, repeat; or, with `ensemble` = m (ACT's
+        temporal ensembling), query it every step and run the average of every chunk's action
+        for this step, the chunk predicted i steps ago weighted exp(m * i) (ACT's exp(-m * i)
+        with i counted from the oldest). Returns host arrays ``success`` (N,) (the task solved
+        at any step) and, with `frames`, ``frames`` (N, T, H, W, 3)."""
         if self.config.data.path:
             raise ConfigError("closed-loop rollouts need the point-pushing environment "
                               "(data.path=''); demonstrations from files have no simulator here")
-        size = self.demos.image_shape[0]
+        size, k = self.demos.image_shape[0], self.config.data.chunk
+
+        def query(state):
+            return self.act(policy, state["task"][None], point_push.proprio(state)[None],
+                            point_push.render(state, size)[None])[0]
+
+        def advance(state, solved, action):
+            state = point_push.step(state, action)
+            frame = point_push.render(state, 128) if frames else None
+            return (state, solved | point_push.success(state)), frame
+
+        def open_loop(start):
+            def chunk(carry, _):
+                return jax.lax.scan(lambda c, a: advance(*c, a), carry, query(carry[0])[:execute])
+            return jax.lax.scan(chunk, (start, jnp.asarray(False)), None,
+                                length=-(-max_steps // execute))
+
+        def ensembled(start):
+            def one(carry, t):
+                state, solved, chunks = carry
+                chunks, action = temporal_ensemble(chunks, query(state), t, ensemble)
+                (state, solved), frame = advance(state, solved, action)
+                return (state, solved, chunks), frame
+            empty = jnp.zeros((k, k, self.demos.action_dim))
+            (state, solved, _), images = jax.lax.scan(
+                one, (start, jnp.asarray(False), empty), jnp.arange(max_steps))
+            return (state, solved), images
 
         def episode(seed, task):
-            def chunk(carry, _):
-                state, solved = carry
-                actions = self.act(policy, state["task"][None], point_push.proprio(state)[None],
-                                   point_push.render(state, size)[None])[0]
-
-                def one(carry, action):
-                    state, solved = carry
-                    state = point_push.step(state, action)
-                    frame = point_push.render(state, 128) if frames else None
-                    return (state, solved | point_push.success(state)), frame
-                (state, solved), images = jax.lax.scan(one, (state, solved), actions[:execute])
-                return (state, solved), images
             start = point_push.reset(jax.random.key(seed), task)
-            (_, solved), images = jax.lax.scan(chunk, (start, jnp.asarray(False)), None,
-                                               length=-(-max_steps // execute))
+            (_, solved), images = (open_loop if ensemble is None else ensembled)(start)
             return solved, images
         solved, images = jax.jit(jax.vmap(episode))(jnp.asarray(seeds), jnp.asarray(tasks))
         out = {"success": np.asarray(solved)}
@@ -211,6 +228,18 @@ def _selected_evaluator_types(config) -> set[str]:
     names = config.eval.evaluators
     names = list(config.evals) if names is None else names
     return {config.evals[n]["type"] for n in names if n in config.evals}
+
+
+def temporal_ensemble(chunks, new_chunk, t, decay):
+    """ACT's temporal ensembling at step `t`: `chunks` (K, K, A) holds in row i the chunk
+    predicted i steps ago; push `new_chunk` (K, A) in as row 0 and return the new buffer and
+    the average of the entries for step t (entry i of row i) over the chunks predicted so far,
+    the one predicted i steps ago weighted exp(decay * i), so older predictions weigh more
+    (ACT's exp(-decay * j), j counted from the oldest)."""
+    chunks = jnp.concatenate([new_chunk[None], chunks[:-1]])
+    age = jnp.arange(chunks.shape[0])
+    weights = jnp.where(age <= t, jnp.exp(decay * age), 0.0)
+    return chunks, weights @ chunks[age, age] / weights.sum()
 
 
 def masked_l1(pred, target, valid):
