@@ -74,12 +74,12 @@ def table(workdir: Path, baseline: Path, transfer: Path | None, note: str,
     runs = {"ACT-JEPA": workdir, "baseline": baseline, "JEPA-only": jepa_only,
             "transfer": transfer}
     lines += [footer(name, path) for name, path in runs.items() if path is not None]
+    lines.append(f"Machine: {cpu_name()}" + (f"; {note}" if note else "") + ".")
     if execution is not None:
         names = {str(path): name for name, path in runs.items() if path is not None}
-        lines += ["", "Closed-loop success (push / reach) by how chunks are executed, same "
-                  "checkpoints and seeds (scripts/act_jepa_execution.py):", ""]
+        lines += ["", "Closed-loop success (push / reach) by how chunks are executed, on the",
+                  "same checkpoints and seeds (scripts/act_jepa_execution.py):", ""]
         lines += execution_table(json.loads(execution.read_text()), names)
-    lines.append(f"Machine: {cpu_name()}" + (f"; {note}" if note else "") + ".")
     return lines
 
 
