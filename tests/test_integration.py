@@ -8,6 +8,7 @@ import pytest
 
 from jepax import checkpoint, train
 from jepax.config import ConfigError
+from jepax.evaluators.report import eval_settings
 from jepax.metrics import read_metrics
 from data_pipelines.errors import DataError
 from tests.helpers import (IJEPA, assert_trees_equal, losses, run_main,
@@ -143,5 +144,9 @@ def test_evaluators_write_results(tmp_path):
     assert 1 <= rows["pretrained"]["rankme"] <= rows["pretrained"]["rankme_max"]
     step2 = json.loads((tmp_path / "results" / "eval_step2.json").read_text())
     assert set(step2["pretrained"]) == {"knn_acc"}  # only the block due at step 2 ran
+    # the settings each evaluation ran with are recorded beside it
+    assert list(eval_settings(tmp_path, 2)) == ["knn"]
+    assert eval_settings(tmp_path, 2)["knn"]["every"] == 2
+    assert set(eval_settings(tmp_path, 4)) == set(config.evals)
     table = (tmp_path / "results" / "eval.md").read_text()
     assert table.count("| raw pixels |") == 2 and "knn_acc" in table
