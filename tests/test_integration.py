@@ -1,6 +1,9 @@
 """End-to-end runs of train.run / jepax.main on Fashion-MNIST with 8 fake CPU devices."""
 
 import json
+import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -11,7 +14,7 @@ from jepax.config import ConfigError
 from jepax.evaluators.report import eval_settings
 from jepax.metrics import read_metrics
 from data_pipelines.errors import DataError
-from tests.helpers import (IJEPA, assert_trees_equal, losses, run_main,
+from tests.helpers import (IJEPA, ROOT, assert_trees_equal, losses, run_main,
                            saved_params, small_flags, small_ijepa, tree_digest)
 
 pytestmark = pytest.mark.usefixtures("shared_compiles")  # one compile per program
@@ -117,6 +120,22 @@ def test_workdir_of_a_different_config_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="different config.*model.depth: 1 -> 2"):
         train.run(small_ijepa(model__depth=2), tmp_path)
     assert tree_digest(tmp_path) == before  # the whole workdir, byte for byte
+
+
+def test_a_run_saved_on_8_devices_loads_in_a_1_device_process(continuous):
+    """What init_from, the converters and the recorders read (Checkpointer.restore_params)
+    must not depend on the device count the run was trained with."""
+    ref_dir, _ = continuous
+    code = ("import sys, jax, numpy as np; from tests.helpers import saved_params; "
+            "p = saved_params(sys.argv[1]); "
+            "print(len(jax.devices()), repr(sum(float(np.abs(x).sum()) for x in jax.tree.leaves(p))))")
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    out = subprocess.run([sys.executable, "-c", code, str(ref_dir)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    devices, total = out.stdout.split()
+    here = sum(float(np.abs(x).sum()) for x in jax.tree.leaves(saved_params(ref_dir)))
+    assert (int(devices), float(total)) == (1, here)
 
 
 def test_init_from_another_run(continuous, tmp_path):
