@@ -102,7 +102,8 @@ Commands:
         --config.data.image_key=agentview_image --config.data.proprio_key=robot0_joint_pos \\
         --config.eval.evaluators='("world_model",)'
     # transfer: JEPA-only encoder, then the action decoder trained on it frozen
-    python -m jepax.main --config=experiments/act_jepa.py --config.model.action_weight=0 --workdir=runs/jepa_only
+    python -m jepax.main --config=experiments/act_jepa.py --config.model.action_weight=0 --workdir=runs/jepa_only \\
+        --config.eval.evaluators='("rankme",)'   # its encoder is probed in the transfer run
     python -m jepax.main --config=experiments/act_jepa.py --config.train.init_from=runs/jepa_only \\
         --config.model.freeze_encoder=True --config.model.jepa_weight=0 --workdir=runs/transfer
     # about a minute on 2 CPU cores (CI)
