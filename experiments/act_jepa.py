@@ -20,9 +20,9 @@ Differences from the paper, on purpose (docs/act_jepa.md has the full list): the
 is point pushing, not Meta-World's 15 tasks; a 4-layer CNN instead of a ResNet-18 backbone;
 smaller transformers; 800 steps of batch 64 (about 2.4 epochs; ACT trains thousands); chunks
 are executed open loop for `execute` steps (10) before the policy is queried again (ACT's
-temporal ensembling is the `evals.closed_loop.temporal_ensemble` switch, compared below). The released code was not reachable from
-this machine; the module structure, chunk length, loss weights and EMA schedule follow the
-paper's description.
+temporal ensembling is the `evals.closed_loop.temporal_ensemble` switch, compared below).
+The released code was not reachable from this machine; the module structure, chunk length,
+loss weights and EMA schedule follow the paper's description.
 
 Evaluation (the rows of the table): closed-loop success over 100 held-out seeds (50 per task,
 tasks alternate; `closed_loop`), the world-model probe (a linear map from the frozen context
