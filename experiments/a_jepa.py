@@ -119,7 +119,7 @@ def get_config(arg=None):
                               "klatt2", "croak", "m7", "f4", "klatt3"),
                     heldout_variants=("m7", "f4", "klatt3"), speeds=(130, 175), pitches=(35, 65)),
         phrases=dict(classes=200, min_seconds=0.5, max_seconds=4.0, train_speeds=(0.9, 1.0, 1.1),
-                     test_speeds=(0.95, 1.05), test_snr_db=20.0),
+                     train_snr_db=20.0, test_speeds=(0.95, 1.05), test_snr_db=20.0),
         num_threads=1, prefetch=4, num_workers=0,
     )
     c.mask = dict(

@@ -21,7 +21,7 @@ from record_results import cpu_name, newest_eval, write_between_markers  # noqa:
 from data_pipelines.speech_tasks import DIGITS  # noqa: E402
 from jepax.metrics import read_metrics  # noqa: E402
 
-TASKS = {"digits": "spoken digits, held-out voices", "phrases": "Asterisk phrases, held-out speeds + noise",
+TASKS = {"digits": "spoken digits, held-out voices", "phrases": "Asterisk phrases, held-out speeds",
          "folder": "your folder"}
 MODES = {"probe": "linear probe", "finetune": "fine-tune"}
 BASELINE = "MFCC + logistic regression"
