@@ -112,8 +112,14 @@ class Checkpointer:
         if step is None:
             raise CheckpointError(f"no checkpoint in {self.directory}")
         try:
+            # onto one local device: without a target, orbax insists on the saving run's
+            # topology, so a run saved on 8 devices could not be read by a 1-device process
+            device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+            on_device = lambda m: (jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device)
+                                   if isinstance(m, ocp.metadata.ArrayMetadata) else m)
+            saved = self.manager.item_metadata(step)["state"]
             restored = self.manager.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore()))
+                state=ocp.args.StandardRestore(jax.tree.map(on_device, saved.tree))))
         except Exception as e:  # noqa: BLE001 - reported with the file it came from
             raise CheckpointError(f"the checkpoint of step {step} in {self.directory} cannot be "
                                   f"read ({type(e).__name__}: {str(e)[:300]})") from e

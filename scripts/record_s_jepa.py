@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from record_results import cpu_name, newest_eval, write_between_markers  # noqa: E402
 
-from jepax.config import load_config  # noqa: E402
+from jepax.evaluators.report import eval_settings  # noqa: E402
 from jepax.metrics import read_metrics  # noqa: E402
 
 HEADS = ("contextual", "post_local", "pre_local")
@@ -26,7 +26,6 @@ MODES = {"probe": "linear probe", "finetune": "fine-tune"}
 TASKS = {"mi": "MI accuracy", "erp": "ERP ROC-AUC"}
 ROWS = ("pretrained", "random init")
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "s_jepa"
-CONFIG = str(Path(__file__).resolve().parents[1] / "experiments" / "s_jepa.py")
 
 
 def table(workdir: Path) -> list[str]:
@@ -45,8 +44,8 @@ def table(workdir: Path) -> list[str]:
     train_s = sum(r.get("step_s", 0.0) for r in read_metrics(workdir))
     ranks = ", ".join(f"{k} {v['rankme']:.1f}" for k, v in result.items()
                       if isinstance(v, dict) and "rankme" in v)
-    # the evaluation's settings: a finished run re-evaluates with the config file's current ones
-    block = {**config["evals"]["downstream"], **load_config(CONFIG).evals.downstream.to_dict()}
+    # a re-evaluated run's config.json keeps the settings it was trained with
+    block = (eval_settings(workdir, result["step"]) or config["evals"])["downstream"]
     lines += ["", f"{result['step']} steps of batch {config['train']['batch_size']} in "
               f"{train_s / 60:.1f} min of training on {cpu_name()}, shared with other jobs; "
               f"{block['folds']}-fold CV per held-out subject ({config['data']['heldout_subjects']}"

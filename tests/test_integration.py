@@ -1,6 +1,9 @@
 """End-to-end runs of train.run / jepax.main on Fashion-MNIST with 8 fake CPU devices."""
 
 import json
+import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -8,9 +11,10 @@ import pytest
 
 from jepax import checkpoint, train
 from jepax.config import ConfigError
+from jepax.evaluators.report import eval_settings
 from jepax.metrics import read_metrics
 from data_pipelines.errors import DataError
-from tests.helpers import (IJEPA, assert_trees_equal, losses, run_main,
+from tests.helpers import (IJEPA, ROOT, assert_trees_equal, losses, run_main,
                            saved_params, small_flags, small_ijepa, tree_digest)
 
 pytestmark = pytest.mark.usefixtures("shared_compiles")  # one compile per program
@@ -118,6 +122,22 @@ def test_workdir_of_a_different_config_is_refused(tmp_path):
     assert tree_digest(tmp_path) == before  # the whole workdir, byte for byte
 
 
+def test_a_run_saved_on_8_devices_loads_in_a_1_device_process(continuous):
+    """What init_from, the converters and the recorders read (Checkpointer.restore_params)
+    must not depend on the device count the run was trained with."""
+    ref_dir, _ = continuous
+    code = ("import sys, jax, numpy as np; from tests.helpers import saved_params; "
+            "p = saved_params(sys.argv[1]); "
+            "print(len(jax.devices()), repr(sum(float(np.abs(x).sum()) for x in jax.tree.leaves(p))))")
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    out = subprocess.run([sys.executable, "-c", code, str(ref_dir)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    devices, total = out.stdout.split()
+    here = sum(float(np.abs(x).sum()) for x in jax.tree.leaves(saved_params(ref_dir)))
+    assert (int(devices), float(total)) == (1, here)
+
+
 def test_init_from_another_run(continuous, tmp_path):
     ref_dir, _ = continuous
     config = small_ijepa(train__init_from=str(ref_dir), train__run_steps=1)
@@ -143,5 +163,9 @@ def test_evaluators_write_results(tmp_path):
     assert 1 <= rows["pretrained"]["rankme"] <= rows["pretrained"]["rankme_max"]
     step2 = json.loads((tmp_path / "results" / "eval_step2.json").read_text())
     assert set(step2["pretrained"]) == {"knn_acc"}  # only the block due at step 2 ran
+    # the settings each evaluation ran with are recorded beside it
+    assert list(eval_settings(tmp_path, 2)) == ["knn"]
+    assert eval_settings(tmp_path, 2)["knn"]["every"] == 2
+    assert set(eval_settings(tmp_path, 4)) == set(config.evals)
     table = (tmp_path / "results" / "eval.md").read_text()
     assert table.count("| raw pixels |") == 2 and "knn_acc" in table

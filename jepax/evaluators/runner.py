@@ -134,7 +134,8 @@ class EvalRunner:
                     self._fixed[row.name, n] = self.evaluators[n].evaluate(row)
                 rows[row.name].update(self._fixed[row.name, n])
         columns = tuple(c for n in names for c in self.evaluators[n].columns)
-        write_results(self.workdir, step, rows, columns)
+        write_results(self.workdir, step, rows, columns,
+                      {n: self.config.evals[n].to_dict() for n in names})
         log.info("eval at step %d (%.1fs): %s", step, time.perf_counter() - t0,
                  "; ".join(f"{n}: " + ", ".join(f"{k}={v:.4f}" for k, v in r.items()
                                                  if isinstance(v, float)) for n, r in rows.items()))
