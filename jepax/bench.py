@@ -14,8 +14,10 @@ pretrained row. ``LEADERBOARD["baseline_metric"]`` names the baseline rows' key 
 as text.
 
 Rerunning resumes: a finished experiment (its ``leaderboard_row.json``) is skipped, a failed
-one runs again (and its own run resumes from its checkpoints). ``--into=README.md`` writes the
-Markdown table between the file's ``<!-- leaderboard -->`` and ``<!-- /leaderboard -->`` lines.
+one runs again (and its own run resumes from its checkpoints); delete an experiment's folder to
+measure it again. ``--only`` limits what runs, not the leaderboard: it keeps every experiment
+finished in the workdir. ``--into=README.md`` writes the Markdown table between the file's
+``<!-- leaderboard -->`` and ``<!-- /leaderboard -->`` lines.
 """
 
 from __future__ import annotations
@@ -156,6 +158,17 @@ def bench(names: dict[str, Path], preset: str, workdir: Path, timeout: float = 0
     return rows
 
 
+def with_finished_rows(rows: list, names: dict[str, Path], workdir: Path) -> list:
+    """`rows` plus every other experiment finished earlier in `workdir`, in name order: `--only`
+    reruns some rows, the leaderboard (and the table written `--into` a file) keeps them all."""
+    by_name = {r["experiment"]: r for r in rows}
+    for name in names:
+        saved = workdir / name / "leaderboard_row.json"
+        if name not in by_name and saved.exists():
+            by_name[name] = json.loads(saved.read_text())
+    return [by_name[n] for n in names if n in by_name]
+
+
 def _fmt(value, digits=3) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return ""
@@ -245,6 +258,7 @@ def main(argv=None) -> list[dict]:
     workdir = args.workdir or Path("runs") / f"bench_{args.preset}"
     workdir.mkdir(parents=True, exist_ok=True)
     rows = bench(experiments(args.experiments, only), args.preset, workdir, args.timeout)
+    rows = with_finished_rows(rows, experiments(args.experiments), workdir)
     lines = markdown(rows, args.preset)
     (workdir / "leaderboard.json").write_text(json.dumps(rows, indent=1))
     (workdir / "leaderboard.md").write_text("\n".join(lines) + "\n")

@@ -19,9 +19,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from record_results import cpu_name, newest_eval, write_between_markers  # noqa: E402
 
 from data_pipelines.speech_tasks import DIGITS  # noqa: E402
+from jepax.evaluators.report import eval_settings  # noqa: E402
 from jepax.metrics import read_metrics  # noqa: E402
 
-TASKS = {"digits": "spoken digits, held-out voices", "phrases": "Asterisk phrases, held-out speeds + noise",
+TASKS = {"digits": "spoken digits, held-out voices", "phrases": "Asterisk phrases, held-out speeds",
          "folder": "your folder"}
 MODES = {"probe": "linear probe", "finetune": "fine-tune"}
 BASELINE = "MFCC + logistic regression"
@@ -44,7 +45,7 @@ def chance(config: dict, task: str) -> str:
 def table(workdir: Path, ablation_dir: Path | None, note: str) -> list[str]:
     run = newest_eval(workdir)
     ablation = newest_eval(ablation_dir) if ablation_dir else None
-    config = json.loads((workdir / "config.json").read_text())
+    config = settings(workdir, run)
     cols = columns(run, ablation)
     fmt = lambda row, key, spec=".3f": (format(row[key], spec)
                                         if isinstance(row.get(key), (int, float)) else "-")
@@ -63,13 +64,20 @@ def table(workdir: Path, ablation_dir: Path | None, note: str) -> list[str]:
                  f"({minutes:.1f} min of training) on {cpu_name()}"
                  + (f"; {note}" if note else "") + ".")
     if ablation is not None:
-        other = json.loads((ablation_dir / "config.json").read_text())
+        other = settings(ablation_dir, ablation)
         differs = sorted(k for k in _flat(config).keys() | _flat(other).keys()
                          if _flat(config).get(k) != _flat(other).get(k) and k != "name")
         lines.append(f"Ablation column: {ablation['step']} steps with mask.kind="
                      f"{other['mask']['kind']!r}; settings that differ from the main run: "
                      f"{', '.join(differs) or 'none'}.")
     return lines
+
+
+def settings(run_dir: Path, result: dict) -> dict:
+    """The run's config with the evaluator settings its newest evaluation ran with (a
+    re-evaluated run's config.json keeps those it was trained with)."""
+    config = json.loads((run_dir / "config.json").read_text())
+    return {**config, "evals": eval_settings(run_dir, result["step"]) or config["evals"]}
 
 
 def _flat(tree: dict, prefix: str = "") -> dict:

@@ -354,6 +354,35 @@ def test_fine_tune_masking_settings_are_checked(small_variant):
         variants.build(c)
 
 
+def test_fine_tuning_starts_from_the_linear_probe(small_variant):
+    """head='linear_probe' (LP-FT): the head is the fitted probe on the encoder's frozen
+    features, so with nothing to learn (lr 0, no input masking) fine-tuning predicts exactly as
+    the probe; MAE's fresh head ('layernorm') starts at chance. The first would have caught a
+    fine-tune scoring far below the probe of its own starting encoder."""
+    from jepax.evaluators import downstream
+    from jepax.evaluators.linear_probe import fit_probe, probe_logits
+    c = small_variant.copy_and_resolve_references()
+    c.fine_tune.masking = "none"
+    v = variants.build(c)
+    encoder = jax.tree.map(np.asarray, v.init_params(jax.random.key(0))["encoder"])
+    rng = np.random.default_rng(0)
+    label = rng.integers(0, 4, 96)
+    fbank = rng.normal(size=(96, 64, 128)).astype(np.float32) * 3 - 9
+    fbank[:, :, :32] += 4.0 * label[:, None, None]  # the class is in the low bands' level
+    data = {"fbank": fbank, "label": label}
+    features = np.asarray(v.outputs(encoder, data)["features"])
+    train = {**{k: a[:64] for k, a in data.items()}, "features": features[:64]}
+    test = {**{k: a[64:] for k, a in data.items()}, "features": features[64:]}
+    probe = fit_probe(train["features"], train["label"], steps=50, num_classes=4)
+    probe_acc = np.mean(np.argmax(np.asarray(probe_logits(probe, test["features"])), 1) == test["label"])
+    assert probe_acc > 0.5  # chance 0.25
+    block = dict(downstream.Downstream.DEFAULTS, finetune_steps=2, batch_size=16, lr=1e-30,
+                 warmup_steps=0)
+    assert downstream.fine_tune(v, encoder, train, test, block, probe) == probe_acc
+    fresh = downstream.fine_tune(v, encoder, train, test, {**block, "head": "layernorm"})
+    assert fresh < probe_acc
+
+
 class VariantData:
     """The evaluation data as the runner sees it (jepax/evaluators/base.py EvalData)."""
 

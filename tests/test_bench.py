@@ -84,6 +84,11 @@ def test_bench_reports_each_experiment_and_a_failure_in_its_own_row(experiments,
     assert "unknown_source: running" in out
     assert {r["experiment"]: r for r in again}["signal"] == json.loads(saved)
 
+    # --only reruns one row; the table written into the README keeps the other finished one
+    bench.main(["--experiments", str(experiments), "--workdir", str(work),
+                "--only", "unknown_source", "--into", str(readme)])
+    assert "| signal | test_signals | knn_acc |" in readme.read_text()
+
 
 def test_unknown_experiment_name_is_a_clear_error(experiments, tmp_path):
     with pytest.raises(SystemExit, match="no experiment named nope"):

@@ -49,13 +49,25 @@ def linear_probe(train_x, train_y, test_x, test_y, *, steps: int = 500,
 def fit_linear_probe(train_x, train_y, *, steps: int = 500, weight_decay: float = 1e-4,
                      num_classes: int | None = None):
     """Fit the probe on standardized features; returns predict(x) -> class ids."""
+    probe = fit_probe(train_x, train_y, steps=steps, weight_decay=weight_decay,
+                      num_classes=num_classes)
+    return lambda x: np.argmax(np.asarray(probe_logits(probe, x)), 1)
+
+
+def fit_probe(train_x, train_y, *, steps: int = 500, weight_decay: float = 1e-4,
+              num_classes: int | None = None) -> dict:
+    """The fitted probe: the features' standardization ('mean', 'std') and the softmax
+    classifier's 'kernel' and 'bias' (a fine-tuning head can start from it)."""
     train_x = np.asarray(train_x, np.float32)
     mean, std = train_x.mean(0), train_x.std(0) + 1e-6
     num_classes = int(train_y.max()) + 1 if num_classes is None else num_classes
     w = _fit(jnp.asarray((train_x - mean) / std), jnp.asarray(train_y), num_classes, steps,
              weight_decay)
-    return lambda x: np.argmax(np.asarray(
-        _logits(w, jnp.asarray((np.asarray(x, np.float32) - mean) / std))), 1)
+    return {"mean": mean, "std": std, **w}
+
+
+def probe_logits(probe, x):
+    return _logits(probe, jnp.asarray((np.asarray(x, np.float32) - probe["mean"]) / probe["std"]))
 
 
 def _logits(w, x):
