@@ -13,25 +13,21 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).parent))
 from act_jepa_rollout import load_policy  # noqa: E402
 
+from jepax.evaluators.closed_loop import ClosedLoop, success_rates  # noqa: E402
 
-def success_by_mode(workdir: Path, rollouts: int, max_steps: int, executes, ensembles,
-                    first_seed: int = 10**9) -> dict[str, dict[str, float]]:
+
+def success_by_mode(workdir: Path, rollouts: int, max_steps: int, executes,
+                    ensembles) -> dict[str, dict[str, float]]:
     variant, policy = load_policy(workdir)
-    seeds = first_seed + np.arange(rollouts)
-    tasks = seeds % 2
+    block = ClosedLoop.DEFAULTS  # the evaluator's held-out seeds and tasks
     modes = {f"execute {k}": dict(execute=k) for k in executes}
     modes.update({f"ensemble {m:g}": dict(execute=1, ensemble=m) for m in ensembles})
-    out = {}
-    for name, kwargs in modes.items():
-        solved = variant.rollouts(policy, seeds, tasks, max_steps=max_steps, **kwargs)["success"]
-        out[name] = {"success": float(solved.mean()), "push": float(solved[tasks == 0].mean()),
-                     "reach": float(solved[tasks == 1].mean())}
-    return out
+    return {name: success_rates(variant, policy, rollouts=rollouts, max_steps=max_steps,
+                                first_seed=block["first_seed"], tasks=block["tasks"], **kwargs)
+            for name, kwargs in modes.items()}
 
 
 def main():

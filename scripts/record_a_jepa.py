@@ -77,7 +77,7 @@ def settings(run_dir: Path, result: dict) -> dict:
     """The run's config with the evaluator settings its newest evaluation ran with (a
     re-evaluated run's config.json keeps those it was trained with)."""
     config = json.loads((run_dir / "config.json").read_text())
-    return {**config, "evals": eval_settings(run_dir, result["step"]) or config["evals"]}
+    return {**config, "evals": eval_settings(run_dir, result["step"])}
 
 
 def _flat(tree: dict, prefix: str = "") -> dict:

@@ -45,7 +45,7 @@ def table(workdir: Path) -> list[str]:
     ranks = ", ".join(f"{k} {v['rankme']:.1f}" for k, v in result.items()
                       if isinstance(v, dict) and "rankme" in v)
     # a re-evaluated run's config.json keeps the settings it was trained with
-    block = (eval_settings(workdir, result["step"]) or config["evals"])["downstream"]
+    block = eval_settings(workdir, result["step"])["downstream"]
     lines += ["", f"{result['step']} steps of batch {config['train']['batch_size']} in "
               f"{train_s / 60:.1f} min of training on {cpu_name()}, shared with other jobs; "
               f"{block['folds']}-fold CV per held-out subject ({config['data']['heldout_subjects']}"

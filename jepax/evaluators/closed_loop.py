@@ -32,13 +32,20 @@ class ClosedLoop:
         if row.params is None or not hasattr(row.variant, "rollouts"):
             return {}
         b = self.block
-        seeds = b["first_seed"] + np.arange(b["rollouts"])
-        tasks = seeds % len(b["tasks"])
-        success = row.variant.rollouts(row.params, seeds, tasks, max_steps=b["max_steps"],
-                                       execute=b["execute"],
-                                       ensemble=b["ensemble_decay"] if b["temporal_ensemble"]
-                                       else None)["success"]
-        out = {f"{self.name}_success": float(success.mean())}
-        for i, task in enumerate(b["tasks"]):
-            out[f"{self.name}_{task}"] = float(success[tasks == i].mean())
-        return out
+        rates = success_rates(row.variant, row.params, rollouts=b["rollouts"],
+                              first_seed=b["first_seed"], tasks=tuple(b["tasks"]),
+                              max_steps=b["max_steps"], execute=b["execute"],
+                              ensemble=b["ensemble_decay"] if b["temporal_ensemble"] else None)
+        return {f"{self.name}_{k}": v for k, v in rates.items()}
+
+
+def success_rates(variant, policy, *, rollouts: int, first_seed: int, tasks: tuple[str, ...],
+                  max_steps: int, execute: int, ensemble: float | None = None) -> dict:
+    """{'success': over all rollouts, <task>: per task} of `policy` on seeds first_seed, ...,
+    tasks alternating over the seeds."""
+    seeds = first_seed + np.arange(rollouts)
+    ids = seeds % len(tasks)
+    success = variant.rollouts(policy, seeds, ids, max_steps=max_steps, execute=execute,
+                               ensemble=ensemble)["success"]
+    return {"success": float(success.mean()),
+            **{task: float(success[ids == i].mean()) for i, task in enumerate(tasks)}}

@@ -31,12 +31,14 @@ def write_results(workdir: str | Path, step: int, rows: dict[str, dict],
     return path
 
 
-def eval_settings(workdir: str | Path, step: int) -> dict[str, dict] | None:
-    """The evaluator settings the evaluation at `step` ran with (None for results written
-    before they were recorded). A finished run re-evaluated with new settings overwrites its
-    results, so these, not the run's config.json, describe them."""
+def eval_settings(workdir: str | Path, step: int) -> dict[str, dict]:
+    """The evaluator settings the evaluation at `step` ran with. A finished run re-evaluated
+    with new settings overwrites its results, so these, not the run's config.json, describe
+    them; results written before settings were recorded fall back to config.json's."""
     path = _settings_path(workdir, step)
-    return json.loads(path.read_text()) if path.exists() else None
+    if path.exists():
+        return json.loads(path.read_text())
+    return json.loads((Path(workdir) / "config.json").read_text())["evals"]
 
 
 def _settings_path(workdir: str | Path, step: int) -> Path:
