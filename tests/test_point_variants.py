@@ -9,10 +9,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from jepax import train, variants
 from jepax.config import ConfigError, load_config
 from jepax.models.functional import Functional
+from jepax.models.layers import normalize_features
 from jepax.models.point_transformer import ContextAwareDecoder, PointPredictor
 from jepax.state import CHEAP_COMPILE
 from tests.helpers import ROOT, assert_resumes_bit_for_bit, losses
@@ -166,3 +168,40 @@ def test_point_jepa_official_teacher_embeds_with_the_online_tokenizer():
     teacher = variants.build(c).teacher(params, target)
     online = lambda part: all(float(x.max()) == 0 for x in jax.tree.leaves(teacher[part]))
     assert online("tokenizer") and online("pos") and not online("blocks")
+
+
+def test_multi_layer_targets_average_the_last_blocks_each_normalized():
+    c = load_config(str(ROOT / "experiments" / "point_jepa.py") + ":tiny")
+    c.model.update(num_groups=16, group_size=8, depth=3)
+    c.data.points = 256
+    variant = variants.build(c)
+    params = variant.init_params(jax.random.key(0))["encoder"]
+    groups, centres = variant.tokenize(jax.random.normal(jax.random.key(1), (2, 256, 3)))
+    # Each block's output, by running the blocks one at a time (positions before every block).
+    module = nnx.merge(variant.encoder.graphdef, params)
+    x, pos = module.tokenizer.embed(groups), module.pos(centres)
+    outputs = []
+    for block in module.blocks:
+        x = block(x + pos, None)
+        outputs.append(x)
+    encode = lambda k: variant.encoder(params, groups, centres, final_norm=False, average_last=k)
+    np.testing.assert_array_equal(encode(1), outputs[-1])  # the default: the raw last block
+    expected = sum(normalize_features(h) for h in outputs[-2:]) / 2
+    np.testing.assert_allclose(encode(2), expected, atol=1e-5)
+    assert np.abs(encode(2) - normalize_features(outputs[-1])).max() > 1e-2
+    c.model.target_layers = 4
+    with pytest.raises(ConfigError, match="model.target_layers=4"):
+        variants.build(c)
+
+
+def test_eval_encoder_switch_evaluates_the_ema_teacher():
+    c = load_config(str(ROOT / "experiments" / "point_jepa.py") + ":tiny")
+    shapes = jax.eval_shape(variants.build(c).init_params, jax.random.key(0))
+    params = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    target = jax.tree.map(lambda s: jnp.ones(s.shape, s.dtype), shapes["encoder"])
+    assert variants.build(c).eval_params(params, target) is params["encoder"]
+    c.model.eval_encoder = "teacher"
+    assert variants.build(c).eval_params(params, target) is target
+    c.model.eval_encoder = "ema"
+    with pytest.raises(ConfigError, match="model.eval_encoder='ema'"):
+        variants.build(c)

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jepax.models.layers import (WEIGHT_STD, Block, deferred_normal, dense_init, gelu,
-                                 layer_norm, zeros)
+                                 layer_norm, normalize_features, zeros)
 from jepax.models.vit import Transformer, gather_tokens
 from jepax.sharding import constrain
 
@@ -63,20 +63,30 @@ class PointEncoder(nnx.Module):
         self.norm = layer_norm(dim, dtype=dtype, rngs=rngs, eps=norm_eps)
         self.pos_every_layer = pos_every_layer
 
-    def __call__(self, groups, centres, keep_idx=None, keep_valid=None, final_norm: bool = True):
+    def __call__(self, groups, centres, keep_idx=None, keep_valid=None, final_norm: bool = True,
+                 average_last: int = 1):
         """groups (B, G, K, 3), centres (B, G, 3) -> (B, G, dim); with `keep_idx` (B, C) only
         those patches are embedded and encoded (validity `keep_valid`). `final_norm=False`
-        returns the last block's output before the final LayerNorm (the JEPA targets)."""
+        returns the JEPA targets instead: the last block's output before the final LayerNorm,
+        or with `average_last=k` > 1 the mean of the last k blocks' outputs, each normalized
+        first (point2vec's and data2vec's multi-layer targets)."""
         if keep_idx is not None:
             groups = jnp.take_along_axis(groups, keep_idx[:, :, None, None], axis=1)
             centres = gather_tokens(centres, keep_idx)
         x = self.tokenizer.embed(groups)
         pos = self.pos(centres).astype(x.dtype)
+        outputs = []
         for i, block in enumerate(self.blocks):
             if i == 0 or self.pos_every_layer:
                 x = x + pos
             x = block(constrain(x, ("batch", "seq", None)), keep_valid)
-        return self.norm(x) if final_norm else x
+            outputs.append(x)
+        if final_norm:
+            return self.norm(x)
+        if average_last == 1:
+            return x
+        return sum(normalize_features(h.astype(jnp.float32))
+                   for h in outputs[-average_last:]) / average_last
 
 
 class PointPredictor(nnx.Module):

@@ -65,6 +65,8 @@ def point_config():
         norm_eps=1e-6,              # transformer LayerNorm eps (the reference: torch's 1e-5)
         pred_width=64, pred_depth=2, pred_heads=4,
         loss="smooth_l1", loss_beta=2.0,
+        target_layers=1,            # teacher targets: mean of the last k blocks (point2vec: 6 of 12)
+        eval_encoder="student",     # student | teacher (the EMA encoder) is evaluated
         dtype="float32", attention="auto",
     )
     c.data.update(
@@ -196,7 +198,8 @@ class PointFamily(EncoderPredictorJEPA):
         groups, centres = self.tokenize(batch["points"])
         ctx_idx, ctx_valid, tgt_idx, tgt_valid = self.masks(batch, centres, rng)
         b, m, t = tgt_idx.shape
-        h = self.encoder(self.teacher(params, target), groups, centres, final_norm=False)
+        h = self.encoder(self.teacher(params, target), groups, centres, final_norm=False,
+                         average_last=self.config.model.target_layers)
         grid = normalize_features(jax.lax.stop_gradient(h).astype(jnp.float32))
         h = gather_tokens(grid, tgt_idx.reshape(b, m * t)).reshape(b, m, t, -1)
         z = self.encoder(params["encoder"], groups, centres, ctx_idx, ctx_valid)
@@ -209,10 +212,12 @@ class PointFamily(EncoderPredictorJEPA):
                       "context_patches": ctx_valid.sum(-1).mean().astype(jnp.float32)}
 
     # -- evaluation --------------------------------------------------------------------------
-    @staticmethod
-    def eval_params(params, target):
-        """The student (context) encoder, as Point-JEPA's reference validates its SVM (with the
-        slow EMA the teacher still carries much of its initialisation in a short run)."""
+    def eval_params(self, params, target):
+        """The student (context) encoder by default, as Point-JEPA's reference validates its SVM
+        (with the slow EMA the teacher still carries much of its initialisation in a short run);
+        `model.eval_encoder='teacher'` evaluates the EMA teacher, as I-JEPA does."""
+        if self.config.model.eval_encoder == "teacher":
+            return self.teacher(params, target)
         return params["encoder"]
 
     def features(self, encoder, points):
@@ -286,6 +291,11 @@ def validate(config) -> None:
     if m.width % m.heads or m.pred_width % m.pred_heads:
         raise ConfigError(f"model widths ({m.width}, {m.pred_width}) must be divisible by their "
                           f"heads ({m.heads}, {m.pred_heads})")
+    if not 1 <= m.target_layers <= m.depth:
+        raise ConfigError(f"model.target_layers={m.target_layers}: average between 1 and "
+                          f"model.depth={m.depth} of the teacher's last blocks")
+    if m.eval_encoder not in ("student", "teacher"):
+        raise ConfigError(f"model.eval_encoder={m.eval_encoder!r}: use 'student' or 'teacher'")
     if m.pointnet_norm not in PointPatchEmbed.NORMS:
         raise ConfigError(f"model.pointnet_norm={m.pointnet_norm!r}: use one of "
                           f"{PointPatchEmbed.NORMS}")

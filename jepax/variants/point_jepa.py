@@ -10,7 +10,8 @@ sequencer that makes context and target blocks contiguous regions of the shape.
   contiguous run of 40-75% of the remaining positions;
 * predictor: narrow transformer over [context ; mask token + position per target patch],
   all target blocks batched (the reference loops over them);
-* loss: smooth-L1 (beta 2) against the EMA teacher's last block output, layer-normed;
+* loss: smooth-L1 (beta 2) against the EMA teacher's last block output, layer-normed
+  (`model.target_layers=k`: the mean of its last k blocks, each normalized, as point2vec);
 * evaluation: the student (context) encoder, as the reference's SVM validation.
 
 ``model.official=True`` reproduces a quirk of the reference: its EMA teacher is a copy of the
