@@ -158,11 +158,17 @@ def test_jepa3d_plain_predictor_ablation_and_flops():
         variants.build(c)
 
 
-def test_point_jepa_official_teacher_embeds_with_the_online_tokenizer():
-    c = load_config(str(ROOT / "experiments" / "point_jepa.py") + ":tiny")
+def zero_params_and_one_target(c):
+    """The variant's parameters all 0 and an EMA target encoder all 1: which one a function
+    returns is visible in its values."""
     shapes = jax.eval_shape(variants.build(c).init_params, jax.random.key(0))
     params = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-    target = jax.tree.map(lambda s: jnp.ones(s.shape, s.dtype), shapes["encoder"])
+    return params, jax.tree.map(lambda s: jnp.ones(s.shape, s.dtype), shapes["encoder"])
+
+
+def test_point_jepa_official_teacher_embeds_with_the_online_tokenizer():
+    c = load_config(str(ROOT / "experiments" / "point_jepa.py") + ":tiny")
+    params, target = zero_params_and_one_target(c)
     assert variants.build(c).teacher(params, target) is target  # default: the EMA encoder
     c.model.official = True
     teacher = variants.build(c).teacher(params, target)
@@ -196,9 +202,7 @@ def test_multi_layer_targets_average_the_last_blocks_each_normalized():
 
 def test_eval_encoder_switch_evaluates_the_ema_teacher():
     c = load_config(str(ROOT / "experiments" / "point_jepa.py") + ":tiny")
-    shapes = jax.eval_shape(variants.build(c).init_params, jax.random.key(0))
-    params = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-    target = jax.tree.map(lambda s: jnp.ones(s.shape, s.dtype), shapes["encoder"])
+    params, target = zero_params_and_one_target(c)
     assert variants.build(c).eval_params(params, target) is params["encoder"]
     c.model.eval_encoder = "teacher"
     assert variants.build(c).eval_params(params, target) is target
