@@ -94,8 +94,9 @@ learned worse than 3e-4. How the chunks are executed does not rescue it (the sec
 open loop for 10 or 1 steps, ACT's temporal ensembling with m = 0.01 or uniform weights all
 give 7-22%, differences within noise). The JEPA target's batch std (`target_std`) sits near
 0.04-0.05 from initialization to the end, so it is low from the start, not a collapse that
-develops; the config's collapse warning is set to 0.02 (the default 0.05 fired at step 0). Not measured: longer runs (ACT trains for
-thousands of epochs; these are 2.4), more seeds, Meta-World closed loop.
+develops; the config's collapse warning is set to 0.02 (the default 0.05 fired at step 0).
+Not measured: longer runs (ACT trains for thousands of epochs; these are 2.4), more seeds,
+Meta-World closed loop.
 
 Paper (context only; different environments): Meta-World 15 tasks, average success 92% for
 ACT-JEPA (a third-party benchmark listing of the paper); the abstract reports up to 40% better
@@ -158,7 +159,7 @@ def get_config(arg=None):
     c.optim.update(lr=3e-4, start_lr=3e-5, final_lr=1e-6, warmup_steps=50, weight_decay=1e-4,
                    final_weight_decay=1e-4, ema=(0.996, 1.0))
     # The scenes differ in a few pixels, so the targets' batch spread starts at 0.04-0.05
-    # (measured); the monitor warns on a fall below that start, not on the level itself.
+    # (measured); the monitor warns on a fall well below that start, not on the level itself.
     c.logging.collapse_warning = 0.02
     c.eval.batch_size = 256
     c.evals = dict(

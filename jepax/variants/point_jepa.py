@@ -12,7 +12,8 @@ sequencer that makes context and target blocks contiguous regions of the shape.
   all target blocks batched (the reference loops over them);
 * loss: smooth-L1 (beta 2) against the EMA teacher's last block output, layer-normed
   (`model.target_layers=k`: the mean of its last k blocks, each normalized, as point2vec);
-* evaluation: the student (context) encoder, as the reference's SVM validation.
+* evaluation: the student (context) encoder, as the reference's SVM validation
+  (`model.eval_encoder=teacher`: the EMA teacher).
 
 ``model.official=True`` reproduces a quirk of the reference: its EMA teacher is a copy of the
 transformer blocks only, and embeds patches with the *online* mini-PointNet and position MLP.
