@@ -44,7 +44,7 @@ features from the student encoder. Shared differences from the papers' code (Lay
 mini-PointNet, no dropout / drop path, standardized SVM features) as in experiments/point_jepa.py.
 
 Commands:
-    python -m jepax.main --config=experiments/jepa3d.py             # ~15 min on 2 idle CPU cores
+    python -m jepax.main --config=experiments/jepa3d.py             # ~25 min on 2 idle CPU cores
     python -m jepax.main --config=experiments/jepa3d.py:tiny --workdir=runs/jepa3d_tiny
     python -m jepax.main --config=experiments/jepa3d.py --config.model.predictor=plain  # ablation
     # the paper's pretraining (accelerator) on ShapeNet-55, evaluated on ScanObjectNN PB_T50_RS:

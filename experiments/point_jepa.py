@@ -54,10 +54,10 @@ skips biases and norms (reference: every parameter); the whole encoder is EMA-tr
 online tokenizer and position MLP); the SVM standardizes features first
 (`evals.svm.standardize=False` for the reference's raw features) so that the D2 baseline and the
 encoders share one C; the default config is smaller (a 4 x 128 encoder, a 2 x 64 predictor, a
-32/64/128 mini-PointNet, 1500 steps of batch 32) and its data are not ModelNet40.
+32/64/128 mini-PointNet, 3000 steps of batch 32) and its data are not ModelNet40.
 
 Commands:
-    python -m jepax.main --config=experiments/point_jepa.py            # ~15 min on 2 idle CPU cores
+    python -m jepax.main --config=experiments/point_jepa.py            # ~25 min on 2 idle CPU cores
     python -m jepax.main --config=experiments/point_jepa.py:tiny --workdir=runs/point_jepa_tiny
     # your ModelNet-style folder (<root>/<class>/train|test/*.off):
     python -m jepax.main --config=experiments/point_jepa.py --config.data.path=/data/ModelNet40
