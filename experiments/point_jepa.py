@@ -17,47 +17,49 @@ fine-tuned ScanObjectNN 86.6 +- 0.3. Those need ShapeNet / ModelNet40 / ScanObje
 package ships: see `paper` below and the README to run them from your files. jepax evaluates
 frozen encoders, so it reproduces the SVM protocol, not the fine-tuning ones.
 
-Results on the shipped shapes: the default config (1500 steps of batch 32, 9.5 min of training
-on 2 idle cores at 0.37 s per step; evaluation 4 min). Table by `bash scripts/publish_points.sh
+Results on the shipped shapes: the default config (3000 steps of batch 32, 22.3 min of training
+on 2 idle cores at 0.44 s per step; evaluation 3 min). Table by `bash scripts/publish_points.sh
 point_jepa <workdir>` (record_results.py + plots, copied to results/point_jepa/):
     <results>
-    | outputs (step 1500) | linear SVM acc | few-shot acc | retrieval top-1 | retrieval MRR | RankMe |
+    | outputs (step 3000) | linear SVM acc | few-shot acc | retrieval top-1 | retrieval MRR | RankMe |
     | --- | --- | --- | --- | --- | --- |
-    | pretrained | 0.885 +- 0.006 | 0.947 +- 0.058 | 0.340 | 0.506 | 43.1 |
+    | pretrained | 0.904 +- 0.006 | 0.955 +- 0.053 | 0.404 | 0.568 | 45.3 |
     | random init | 0.865 +- 0.009 | 0.910 +- 0.062 | 0.176 | 0.284 | 21.4 |
     | D2 shape distribution | 0.493 +- 0.011 | 0.626 +- 0.089 | 0.497 | 0.656 | 13.6 |
 
-    1500 steps of batch 32 in 9.5 min of training on x86_64 (Intel(R) Xeon(R) Processor, 2 cores); evaluation: svm on all train_examples, all test_examples; few_shot on all support_examples, all query_examples; retrieval on all examples; rankme on all examples.
+    3000 steps of batch 32 in 22.3 min of training on x86_64 (Intel(R) Xeon(R) Processor, 2 cores); evaluation: svm on all train_examples, all test_examples; few_shot on all support_examples, all query_examples; retrieval on all examples; rankme on all examples.
     </results>
-Reading: at the default's 1500 steps pretraining beats random init on every protocol: linear
-SVM 0.885 +- 0.006 vs 0.865 +- 0.009, few-shot 0.947 vs 0.910, retrieval top-1 0.340 vs 0.176
-(MRR 0.506 vs 0.284), RankMe 43.1 vs 21.4. The rotation-invariant D2 descriptor still wins
-retrieval (top-1 0.497) and loses the SVM (0.493). Short runs mislead: at 150 steps (the table
-this replaced) the student's SVM was 0.861, below random init, with RankMe 1.8, and a 450-step
-screen gave 0.846 (RankMe 7.9); the rank recovers later in training (predictions' spread
+Reading: at the default's 3000 steps pretraining beats random init on every protocol: linear SVM
+0.904 +- 0.006 vs 0.865 +- 0.009, few-shot 0.955 vs 0.910, retrieval top-1 0.404 vs 0.176 (MRR
+0.568 vs 0.284), RankMe 45.3 vs 21.4; the D2 descriptor still wins retrieval (top-1 0.497) and
+loses the SVM (0.493). The 1500-step default this replaced gave SVM 0.885, few-shot 0.947,
+retrieval top-1 0.340, RankMe 43.1. Short runs mislead: at 150 steps (an earlier table) the
+student's SVM was 0.861, below random init, with RankMe 1.8, and a 450-step screen gave 0.846
+(RankMe 7.9); the rank recovers later in training (in the 1500-step run: predictions' spread
 pred_std 0.01 at the start, 0.16 at step 500, 0.21 at the end; the loss falls from 0.25 to
-0.008). Evaluating the EMA teacher instead (`model.eval_encoder=teacher`, the same run) gives
-0.868 SVM, 0.905 few-shot, retrieval top-1 0.176, RankMe 19.7: with EMA 0.9995 -> 0.99999 the
-teacher is still close to its initialisation, so the student is the encoder to read, as the
-reference does. Averaging the teacher's last 2 or 4 blocks as targets
-(`model.target_layers`) did not change the student in 150-step screens (SVM 0.846 / 0.853 vs
-0.851 with the last block, 2 evaluation seeds). Paper, for context only (ShapeNet-55
-pretraining, 500 epochs, different data): linear SVM on ModelNet40 93.7 +- 0.2.
+0.008). Evaluating the EMA teacher instead (`model.eval_encoder=teacher`, the 1500-step run)
+gives 0.868 SVM, 0.905 few-shot, retrieval top-1 0.176, RankMe 19.7: with EMA 0.9995 -> 0.99999
+the teacher is still close to its initialisation, so the student is the encoder to read, as the
+reference does. Averaging the teacher's last 2 or 4 blocks as targets (`model.target_layers`)
+did not change the student in 150-step screens (SVM 0.846 / 0.853 vs 0.851 with the last block,
+2 evaluation seeds). Paper, for context only (ShapeNet-55 pretraining, 500 epochs, different
+data): linear SVM on ModelNet40 93.7 +- 0.2.
 
 Differences from the reference: LayerNorm instead of BatchNorm in the mini-PointNet (no running
 statistics in the train loop; `model.pointnet_norm=frozen_batch` and `model.norm_eps=1e-5` give
-the reference's layers, for its converted weights: docs/point_jepa.md, "Official weights"); no dropout or stochastic depth (reference: dropout 0.1, attention
-dropout 0.05, drop path 0.25); FPS starts at the first point of each (shuffled) cloud instead of
-a random one; the EMA momentum rises linearly (reference: its EMA class's schedule); weight decay
-skips biases and norms (reference: every parameter); the whole encoder is EMA-tracked
-(`model.official=True`: the reference's teacher, transformer blocks only, embedding with the
-online tokenizer and position MLP); the SVM standardizes features first
-(`evals.svm.standardize=False` for the reference's raw features) so that the D2 baseline and the
-encoders share one C; the default config is smaller (a 4 x 128 encoder, a 2 x 64 predictor, a
-32/64/128 mini-PointNet, 3000 steps of batch 32) and its data are not ModelNet40.
+the reference's layers, for its converted weights: docs/point_jepa.md, "Official weights"); no
+dropout or stochastic depth (reference: dropout 0.1, attention dropout 0.05, drop path 0.25);
+FPS starts at the first point of each (shuffled) cloud instead of a random one; the EMA momentum
+rises linearly (reference: its EMA class's schedule); weight decay skips biases and norms
+(reference: every parameter); the whole encoder is EMA-tracked (`model.official=True`: the
+reference's teacher, transformer blocks only, embedding with the online tokenizer and position
+MLP); the SVM standardizes features first (`evals.svm.standardize=False` for the reference's raw
+features) so that the D2 baseline and the encoders share one C; the default config is smaller (a
+4 x 128 encoder, a 2 x 64 predictor, a 32/64/128 mini-PointNet, 3000 steps of batch 32) and its
+data are not ModelNet40.
 
 Commands:
-    python -m jepax.main --config=experiments/point_jepa.py            # ~25 min on 2 idle CPU cores
+    python -m jepax.main --config=experiments/point_jepa.py            # ~30 min on 2 idle CPU cores
     python -m jepax.main --config=experiments/point_jepa.py:tiny --workdir=runs/point_jepa_tiny
     # your ModelNet-style folder (<root>/<class>/train|test/*.off):
     python -m jepax.main --config=experiments/point_jepa.py --config.data.path=/data/ModelNet40

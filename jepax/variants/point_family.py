@@ -51,7 +51,7 @@ SHAPENET_TRAIN_SHAPES = 41952
 
 
 def point_config():
-    """The config sections Point-JEPA and 3D-JEPA share, sized for about 25 minutes (with the
+    """The config sections Point-JEPA and 3D-JEPA share, sized for about 30 minutes (with the
     evaluation) on 2 idle CPU cores (:func:`paper` restores the papers' sizes), with the default
     shapes folder as data and the SVM / few-shot / retrieval / RankMe evaluations."""
     c = base_config()
