@@ -32,8 +32,8 @@ proprio + task one-hot + an 8x8 image. The no-JEPA baseline is a second run with
 jepa_weight=0; the transfer row trains the action decoder for the same 7000 steps on the frozen
 encoder of a JEPA-only run (action_weight=0), so its probe columns are that encoder's.
 
-Size of the default: about 30 minutes on 2 idle CPU cores (0.22 s per step, 25 minutes of
-training, then the evaluation), the issue's 30-45 minutes; the other three runs of the table
+Size of the default: about 30 minutes on 2 idle CPU cores (0.22 s per step, 27 minutes of
+training, then the 73-s evaluation), the issue's 30-45 minutes; the other three runs of the table
 are cheaper (footers below).
 
 Results on point pushing (1,000 expert episodes: 21,434 training / 2,484 held-out steps; closed
