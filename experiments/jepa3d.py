@@ -16,26 +16,26 @@ ModelNet40 linear SVM. The 88.65% is a *fine-tuning* number: jepax trains and ev
 encoders, so with ScanObjectNN's files it gives the pretraining and the frozen-feature
 protocols (`paper` preset + README), not the fine-tuned accuracy.
 
-Results on the shipped shapes with the previous default (1500 steps of batch 32, 11.1 min of
-training on 2 idle cores at 0.44 s per step; evaluation 3 min); the default is now 3000 steps
-(about 30 minutes with the evaluation), not yet measured. Table by
+Results of the default (3000 steps of batch 32, 23.0 min of training on 2 idle cores at 0.45 s
+per step; evaluation 2.9 min; about 27 minutes for the whole command). Table by
 `bash scripts/publish_points.sh jepa3d <workdir>` (plots in results/jepa3d/):
     <results>
-    | outputs (step 1500) | linear SVM acc | few-shot acc | retrieval top-1 | retrieval MRR | RankMe |
+    | outputs (step 3000) | linear SVM acc | few-shot acc | retrieval top-1 | retrieval MRR | RankMe |
     | --- | --- | --- | --- | --- | --- |
-    | pretrained | 0.882 +- 0.005 | 0.950 +- 0.061 | 0.317 | 0.451 | 44.0 |
+    | pretrained | 0.927 +- 0.010 | 0.956 +- 0.064 | 0.365 | 0.515 | 48.4 |
     | random init | 0.862 +- 0.004 | 0.912 +- 0.060 | 0.173 | 0.283 | 21.3 |
     | D2 shape distribution | 0.493 +- 0.011 | 0.626 +- 0.089 | 0.497 | 0.656 | 13.6 |
 
-    1500 steps of batch 32 in 11.1 min of training on x86_64 (Intel(R) Xeon(R) Processor, 2 cores); evaluation: svm on all train_examples, all test_examples; few_shot on all support_examples, all query_examples; retrieval on all examples; rankme on all examples.
+    3000 steps of batch 32 in 23.0 min of training on x86_64 (Intel(R) Xeon(R) Processor, 2 cores); evaluation: svm on all train_examples, all test_examples; few_shot on all support_examples, all query_examples; retrieval on all examples; rankme on all examples.
     </results>
-Reading: at 1500 steps pretraining beats random init on every protocol: linear
-SVM 0.882 +- 0.005 vs 0.862 +- 0.004, few-shot 0.950 vs 0.912, retrieval top-1 0.317 vs 0.173
-(MRR 0.451 vs 0.283), RankMe 44.0 vs 21.3; the D2 descriptor wins retrieval (0.497) and loses
-the SVM (0.493). As for Point-JEPA, an earlier short run misled: after 150 steps the
-student's RankMe had fallen to 1.7 and it lost to random init on every protocol (SVM 0.851 vs
-0.861). Paper, for context only (ShapeNet-55 pretraining, fine-tuned, different data):
-ScanObjectNN PB_T50_RS 88.65%.
+Reading: pretraining beats random init on every protocol: linear SVM 0.927 +- 0.010 vs
+0.862 +- 0.004, few-shot 0.956 vs 0.912, retrieval top-1 0.365 vs 0.173 (MRR 0.515 vs 0.283),
+RankMe 48.4 vs 21.3; the D2 descriptor still wins retrieval (0.497) and loses the SVM (0.493).
+Doubling the default from 1500 steps raised every protocol (SVM 0.882, few-shot 0.950,
+retrieval top-1 0.317, RankMe 44.0 at 1500). As for Point-JEPA, an early short run misled:
+after 150 steps the student's RankMe had fallen to 1.7 and it lost to random init on every
+protocol (SVM 0.851 vs 0.861). Paper, for context only (ShapeNet-55 pretraining, fine-tuned,
+different data): ScanObjectNN PB_T50_RS 88.65%.
 
 Choices where the paper gives no code (docs/point_jepa.md): the decoder design above; block
 shapes (k nearest patch centres) and I-JEPA's block scales; Point-JEPA's EMA (0.9995 ->
@@ -45,7 +45,7 @@ features from the student encoder. Shared differences from the papers' code (Lay
 mini-PointNet, no dropout / drop path, standardized SVM features) as in experiments/point_jepa.py.
 
 Commands:
-    python -m jepax.main --config=experiments/jepa3d.py             # ~30 min on 2 idle CPU cores
+    python -m jepax.main --config=experiments/jepa3d.py             # ~27 min on 2 idle CPU cores
     python -m jepax.main --config=experiments/jepa3d.py:tiny --workdir=runs/jepa3d_tiny
     python -m jepax.main --config=experiments/jepa3d.py --config.model.predictor=plain  # ablation
     # the paper's pretraining (accelerator) on ShapeNet-55, evaluated on ScanObjectNN PB_T50_RS:
