@@ -19,7 +19,8 @@ from jepax.evaluators.fine_tune import FineTune, layer_scales
 from jepax.evaluators.regression_probe import ridge_probe
 from jepax.models.posemb import RoiTimePositions, sincos_1d
 from jepax.models.tokenizers import RoiPatches
-from jepax.variants.brain_jepa import BrainJEPA, _fc_features, _normalize_over_batch
+from jepax.variants.brain_jepa import BrainJEPA, _fc_features
+from jepax.variants.jepa import normalize_over_batch
 from tests.helpers import ROOT, assert_resumes_bit_for_bit, losses
 
 CONFIG = str(ROOT / "experiments" / "brain_jepa.py")
@@ -113,17 +114,17 @@ def test_batch_target_norm_removes_what_every_input_shares():
     h = rng.normal(size=(6, 10, 8))
     idx = np.stack([rng.permutation(10)[:4].reshape(1, 4) for _ in range(6)])  # (B, M=1, T=4)
     gather = lambda h: np.take_along_axis(h, idx.reshape(6, 4, 1), axis=1).reshape(6, 1, 4, 8)
-    targets = np.asarray(_normalize_over_batch(jnp.asarray(gather(h)), jnp.asarray(h),
-                                               jnp.asarray(idx)))
+    targets = np.asarray(normalize_over_batch(jnp.asarray(gather(h)), jnp.asarray(h),
+                                              jnp.asarray(idx), "layer_batch"))
     full = (h - h.mean(0)) / np.sqrt(h.var(0) + 1e-5)
     np.testing.assert_allclose(targets, gather(full), rtol=1e-4, atol=1e-5)
     shared = h + 5 * rng.normal(size=(1, 10, 8))        # the same vector for every input
     np.testing.assert_allclose(
-        _normalize_over_batch(jnp.asarray(gather(shared)), jnp.asarray(shared),
-                              jnp.asarray(idx)), targets, rtol=1e-4, atol=1e-4)
+        normalize_over_batch(jnp.asarray(gather(shared)), jnp.asarray(shared),
+                             jnp.asarray(idx), "layer_batch"), targets, rtol=1e-4, atol=1e-4)
     # layer_center: the shared vector goes, each dimension keeps its spread across inputs
-    centred = _normalize_over_batch(jnp.asarray(gather(shared)), jnp.asarray(shared),
-                                    jnp.asarray(idx), scale=False)
+    centred = normalize_over_batch(jnp.asarray(gather(shared)), jnp.asarray(shared),
+                                   jnp.asarray(idx), "layer_center")
     np.testing.assert_allclose(centred, gather(h - h.mean(0)), rtol=1e-4, atol=1e-4)
     with pytest.raises(ConfigError, match="target_norm='batch'.*layer_batch"):
         BrainJEPA(tiny(model__target_norm="batch"))

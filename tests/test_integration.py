@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from jepax import checkpoint, train
-from jepax.config import ConfigError
+from jepax.config import ConfigError, load_config
 from jepax.evaluators.report import eval_settings
 from jepax.metrics import read_metrics
 from data_pipelines.errors import DataError
@@ -29,7 +29,9 @@ def continuous(tmp_path_factory):
 
 
 def test_training_on_fashion_mnist_decreases_loss(tmp_path):
-    config = small_ijepa(train__steps=30, train__checkpoint_every=30)
+    # The paper's targets: 30 steps of this small model learn them visibly; the default's
+    # batch-standardized targets fall later (ijepa.py:tiny: ~15% over 60 steps).
+    config = small_ijepa(train__steps=30, train__checkpoint_every=30, model__target_norm="layer")
     train.run(config, tmp_path)
     curve = losses(tmp_path)
     assert len(curve) == 30
@@ -169,3 +171,33 @@ def test_evaluators_write_results(tmp_path):
     assert set(eval_settings(tmp_path, 4)) == set(config.evals)
     table = (tmp_path / "results" / "eval.md").read_text()
     assert table.count("| raw pixels |") == 2 and "knn_acc" in table
+
+
+def test_recipe_table_and_probe_curve_are_made_from_the_runs(tmp_path):
+    """scripts/record_results.py --recipes: a row per run labelled by its changes to the
+    default config, with the pretrained scores; plot_results --curve: the metric of every
+    evaluation during training."""
+    from scripts.plot_results import plot_curve
+    from scripts.record_results import recipe_label, recipes
+
+    config = small_ijepa(train__steps=4, model__target_norm="layer_batch")
+    config.eval.evaluators = ("collapse", "linear_probe", "rankme")
+    config.evals.linear_probe.every = 2
+    config.evals.collapse.examples = 256
+    train.run(config, tmp_path)
+    final = json.loads((tmp_path / "results" / "eval_step4.json").read_text())
+    lines = recipes([tmp_path], IJEPA + ":tiny")
+    assert lines[0] == ("| recipe | steps | train min | linear probe | k-NN | RankMe | "
+                        "centred rank |")
+    row = lines[2]
+    assert "model.target_norm=layer_batch" in row and "model.width=32" in row
+    assert "train.steps=4" in row and "evals" not in row  # evaluation settings are no recipe
+    assert f"| {final['pretrained']['linear_probe_acc']:.3f} |" in row
+    assert f"| {final['pretrained']['collapse_rank']:.1f} |" in row
+    assert any(l.startswith("| raw pixels |") for l in lines)
+    tiny = json.loads(json.dumps(load_config(IJEPA + ":tiny").to_dict()))
+    assert recipe_label(tiny, tiny) == "default"
+    curve = plot_curve(tmp_path, "linear_probe_acc")
+    assert curve.stat().st_size > 1000
+    with pytest.raises(SystemExit, match="knn_acc"):
+        plot_curve(tmp_path, "knn_acc")  # never evaluated in this run

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from jepax.models.posemb import sincos_1d, sincos_2d, sincos_nd
@@ -136,6 +137,38 @@ def test_loss_ignores_invalid_targets_and_target_is_layer_normed(model):
     assert float(jnp.abs(grads[0]["predictor"]["proj"]["kernel"]).sum()) > 0
     assert float(jnp.abs(grads[0]["encoder"]["tokenizer"]["proj"]["kernel"]).sum()) > 0
     assert all(float(jnp.abs(g).sum()) == 0 for g in jax.tree.leaves(grads[1]))
+
+
+def test_ijepa_batch_target_norm_regresses_on_targets_standardized_over_the_batch():
+    """model.target_norm='layer_batch': the loss is smooth-L1 to the layer-normed targets
+    standardized per (token, dimension) over the batch; 'layer' (the paper) uses them as they
+    are; an unknown norm is a config error."""
+    from jepax.config import ConfigError
+
+    rng = np.random.default_rng(3)
+    batch = {
+        "image": jnp.asarray(rng.integers(0, 255, (4, 28, 28, 1)), jnp.uint8),
+        "context_idx": jnp.tile(jnp.arange(20, dtype=jnp.int32), (4, 1)),
+        "context_valid": jnp.ones((4, 20), bool),
+        "target_idx": jnp.tile(jnp.arange(30, 36, dtype=jnp.int32), (4, 2, 1)),
+        "target_valid": jnp.ones((4, 2, 6), bool),
+    }
+    losses = {}
+    for norm in ("layer", "layer_batch"):
+        variant = IJEPA(small_ijepa(model__target_norm=norm))
+        params = init_params(variant, 0)
+        losses[norm] = float(variant.loss(params, params["encoder"], batch, None)[0])
+    pred, targets, h = variant.predict(params, params["encoder"], variant.normalize(batch["image"]),
+                                       batch)
+    h = np.asarray(h)
+    full = (h - h.mean(0)) / np.sqrt(h.var(0) + 1e-5)
+    standardized = full[:, 30:36][:, None]                       # (B, 1, 6, D), both targets
+    by_hand = lambda t: float(optax.huber_loss(np.asarray(pred), t, delta=1.0).mean())
+    np.testing.assert_allclose(losses["layer_batch"], by_hand(standardized), rtol=1e-5)
+    np.testing.assert_allclose(losses["layer"], by_hand(np.asarray(targets)), rtol=1e-5)
+    assert losses["layer_batch"] != pytest.approx(losses["layer"], rel=1e-3)
+    with pytest.raises(ConfigError, match="target_norm='batch'.*layer_batch"):
+        IJEPA(small_ijepa(model__target_norm="batch"))
 
 
 def test_gelu_is_exact_gelu():

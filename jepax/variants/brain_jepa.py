@@ -44,11 +44,11 @@ from jepax.models.functional import Functional
 from jepax.models.posemb import RoiTimePositions
 from jepax.models.tokenizers import RoiPatches
 from jepax.models.vit import Encoder, Predictor
-from jepax.variants.jepa import DTYPES, EncoderPredictorJEPA, validate_vit_model
+from jepax.variants.jepa import (DTYPES, EncoderPredictorJEPA, normalize_over_batch,
+                                 validate_target_norm, validate_vit_model)
 from jepax.variants.monitors import collapse_monitors
 
 POSITIONS = ("gradient", "sincos", "anatomy")
-TARGET_NORMS = ("layer", "layer_batch", "layer_center")
 
 
 class BrainJEPA(EncoderPredictorJEPA):
@@ -96,10 +96,8 @@ class BrainJEPA(EncoderPredictorJEPA):
     def loss(self, params, target, batch, rng):
         del rng  # crops and masks come from the data pipeline
         pred, targets, h = self.predict(params, target, batch["bold"].astype(self.dtype), batch)
-        norm = self.config.model.target_norm
-        if norm != "layer":
-            targets = _normalize_over_batch(targets, h, batch["target_idx"],
-                                            scale=norm == "layer_batch")
+        targets = normalize_over_batch(targets, h, batch["target_idx"],
+                                       self.config.model.target_norm)
         valid = batch["target_valid"].astype(jnp.float32)
         per_token = optax.huber_loss(pred, targets, delta=1.0).mean(-1)  # smooth-L1, beta 1
         count = valid.sum(-1)
@@ -133,19 +131,6 @@ class BrainJEPA(EncoderPredictorJEPA):
     def flops_per_step(self, global_batch: int) -> float:
         return self.jepa_flops(global_batch, self.grid[0] * self.grid[1], self.config.model.patch,
                                self.masks.num_targets)
-
-
-def _normalize_over_batch(targets, h, target_idx, scale: bool = True):
-    """Targets (B, M, T, D) minus the batch's mean of the layer-normed features h (B, N, D) at
-    their token (what every input shares at a token cannot be a target), divided by the batch's
-    std there when `scale` (else each dimension keeps its input-dependent spread)."""
-    mean = h.mean(axis=0)
-    idx = target_idx.reshape(-1)
-    centred = targets - mean[idx].reshape(targets.shape)
-    if not scale:
-        return centred
-    inv_std = jax.lax.rsqrt(((h - mean) ** 2).mean(axis=0) + 1e-5)
-    return centred * inv_std[idx].reshape(targets.shape)
 
 
 def _crop_and_mask(example, rng, *, frames, rate, demean, masks):
@@ -210,8 +195,7 @@ def validate(config) -> None:
         raise ConfigError(f"data.frames={d.frames} is not divisible by model.patch={m.patch}")
     if m.patch_init not in ("fan_in", "official"):
         raise ConfigError(f"model.patch_init={m.patch_init!r}: use 'fan_in' or 'official'")
-    if m.target_norm not in TARGET_NORMS:
-        raise ConfigError(f"model.target_norm={m.target_norm!r}: use one of {TARGET_NORMS}")
+    validate_target_norm(m.target_norm)
     if m.positions not in POSITIONS:
         raise ConfigError(f"model.positions={m.positions!r}: use one of {POSITIONS}")
     if m.positions == "gradient" and not d.gradients and not 1 <= d.gradient_dims < d.rois:

@@ -7,7 +7,9 @@ blocks from one context block, in representation space.
   (no parameters) before the target blocks are gathered;
 * predictor: narrow ViT over [context ; mask token + position per target patch], all target
   blocks in one batched call;
-* loss: smooth-L1 over valid target tokens.
+* loss: smooth-L1 over valid target tokens;
+* `model.target_norm='layer_batch'` (a departure, off by default) then standardizes each
+  (token, dimension) of the targets over the batch (jepax/variants/jepa.py).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from jepax.config import ConfigError
 from jepax.models.functional import Functional
 from jepax.models.tokenizers import PatchEmbed
 from jepax.models.vit import Encoder, Predictor
-from jepax.variants.jepa import DTYPES, EncoderPredictorJEPA, validate_vit_model
+from jepax.variants.jepa import (DTYPES, EncoderPredictorJEPA, normalize_over_batch,
+                                 validate_target_norm, validate_vit_model)
 from jepax.variants.monitors import collapse_monitors
 
 
@@ -76,6 +79,7 @@ class IJEPA(EncoderPredictorJEPA):
     def loss(self, params, target, batch, rng):
         del rng  # masks and augmentations come from the data pipeline
         pred, h, grid = self.predict(params, target, self.normalize(batch["image"]), batch)
+        h = normalize_over_batch(h, grid, batch["target_idx"], _target_norm(self.config.model))
         valid = batch["target_valid"][..., None].astype(jnp.float32)
         per_elem = optax.huber_loss(pred, h, delta=1.0)  # == smooth-L1 with beta 1
         loss = (per_elem * valid).sum() / (valid.sum() * h.shape[-1])
@@ -120,7 +124,13 @@ def _official_batch_masks(batch, rng, *, masks: MultiBlockMasks):
     return {**batch, **masks.sample_batch(rng, len(batch["image"]))}
 
 
+def _target_norm(m) -> str:
+    # Runs saved before the switch existed (TI-JEPA reads their configs) used the paper's.
+    return m.get("target_norm", "layer")
+
+
 def validate(config) -> None:
     validate_vit_model(config.model)
+    validate_target_norm(_target_norm(config.model))
     if len(config.data.mean) != config.data.channels or len(config.data.std) != config.data.channels:
         raise ConfigError(f"data.mean/std need one value per channel ({config.data.channels})")

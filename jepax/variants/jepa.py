@@ -85,6 +85,33 @@ class EncoderPredictorJEPA:
         return target_fwd + 3 * (context_fwd + pred_fwd)
 
 
+# How the layer-normed targets are normalized further: 'layer' is the papers' (nothing more);
+# 'layer_batch' standardizes each (token, dimension) over the batch, 'layer_center' only centres.
+TARGET_NORMS = ("layer", "layer_batch", "layer_center")
+
+
+def normalize_over_batch(targets, h, target_idx, norm: str):
+    """`model.target_norm` applied to the targets (B, M, T, D): for 'layer_*', minus the batch's
+    mean of the layer-normed features h (B, N, D) at their token (what every input shares at a
+    token cannot be a target), and for 'layer_batch' divided by the batch's std there too (else
+    each dimension keeps its input-dependent spread). A departure from the papers: with their
+    LayerNorm alone a small-data target encoder can drift towards one vector every token shares."""
+    if norm == "layer":
+        return targets
+    mean = h.mean(axis=0)
+    idx = target_idx.reshape(-1)
+    centred = targets - mean[idx].reshape(targets.shape)
+    if norm == "layer_center":
+        return centred
+    inv_std = jax.lax.rsqrt(((h - mean) ** 2).mean(axis=0) + 1e-5)
+    return centred * inv_std[idx].reshape(targets.shape)
+
+
+def validate_target_norm(norm: str) -> None:
+    if norm not in TARGET_NORMS:
+        raise ConfigError(f"model.target_norm={norm!r}: use one of {TARGET_NORMS}")
+
+
 def validate_vit_model(m, patch_key: str = "patch_size") -> None:
     """The model section of a ViT encoder + narrow ViT predictor with sin-cos-based positions
     (sizes positive, widths divisible by their heads and by 4, a known attention and dtype)."""
