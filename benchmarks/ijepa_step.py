@@ -47,7 +47,8 @@ def jepax_config(p: dict, attention: str = "auto", pad_multiple: int = 1, cpu_de
     c.model.update(patch_size=p["patch_size"], width=p["width"], depth=p["depth"],
                    heads=p["heads"], pred_width=p["pred_width"], pred_depth=p["pred_depth"],
                    pred_heads=p["pred_heads"], dtype=p["dtype"], attention=attention,
-                   scan_layers=str(scan_layers).lower())  # a string field: "auto" / "true"
+                   scan_layers=str(scan_layers).lower(),  # a string field: "auto" / "true"
+                   target_norm="layer")  # the paper's targets, as the PyTorch reference step
     c.data.update(image_size=p["image_size"], channels=p["channels"],
                   mean=(0.5,) * p["channels"], std=(0.5,) * p["channels"])
     c.mask.update(num_targets=p["num_targets"], context_capacity=p["context"],

@@ -28,7 +28,8 @@ COLUMNS = {"linear_probe_acc": ("linear probe acc", ".3f"), "knn_acc": ("k-NN ac
            "mlp_acc": ("MLP acc", ".3f"), "resnet_acc": ("ResNet acc", ".3f"),
            "gbdt_acc": ("GBDT acc", ".3f"), "mlp_rmse": ("MLP RMSE", ".3f"),
            "resnet_rmse": ("ResNet RMSE", ".3f"), "gbdt_rmse": ("GBDT RMSE", ".3f"),
-           "rankme": ("RankMe", ".1f")}
+           "rankme": ("RankMe", ".1f"), "collapse_rank": ("centred rank", ".1f"),
+           "collapse_spread": ("spread", ".2f")}
 HIDDEN = ("rankme_max", "svm_seeds")  # and every *_train_acc (probes' fit on their training split)
 
 
