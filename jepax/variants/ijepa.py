@@ -8,8 +8,9 @@ blocks from one context block, in representation space.
 * predictor: narrow ViT over [context ; mask token + position per target patch], all target
   blocks in one batched call;
 * loss: smooth-L1 over valid target tokens;
-* `model.target_norm='layer_batch'` (a departure, off by default) then standardizes each
-  (token, dimension) of the targets over the batch (jepax/variants/jepa.py).
+* `model.target_norm='layer_batch'` then standardizes each (token, dimension) of the targets
+  over the batch (jepax/variants/jepa.py): a departure, experiments/ijepa.py's default
+  (its docstring says why); 'layer' is the paper's.
 """
 
 from __future__ import annotations
