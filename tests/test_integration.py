@@ -180,7 +180,7 @@ def test_recipe_table_and_probe_curve_are_made_from_the_runs(tmp_path):
     from scripts.plot_results import plot_curve
     from scripts.record_results import recipe_label, recipes
 
-    config = small_ijepa(train__steps=4, model__target_norm="layer_batch")
+    config = small_ijepa(train__steps=4, model__target_norm="layer_center")
     config.eval.evaluators = ("collapse", "linear_probe", "rankme")
     config.evals.linear_probe.every = 2
     config.evals.collapse.examples = 256
@@ -190,7 +190,7 @@ def test_recipe_table_and_probe_curve_are_made_from_the_runs(tmp_path):
     assert lines[0] == ("| recipe | steps | train min | linear probe | k-NN | RankMe | "
                         "centred rank |")
     row = lines[2]
-    assert "model.target_norm=layer_batch" in row and "model.width=32" in row
+    assert "model.target_norm=layer_center" in row and "model.width=32" in row
     assert "train.steps=4" in row and "evals" not in row  # evaluation settings are no recipe
     assert f"| {final['pretrained']['linear_probe_acc']:.3f} |" in row
     assert f"| {final['pretrained']['collapse_rank']:.1f} |" in row
