@@ -70,8 +70,8 @@ def plot_eval(workdir: Path, metrics: list[str] | None = None) -> Path:
 
 def plot_curve(workdir: Path, metric: str) -> Path:
     """`metric` at every evaluation of the run against cumulative minutes of training."""
-    evals = sorted((json.loads(p.read_text()) for p in (workdir / "results").glob("eval_step*.json")),
-                   key=lambda r: r["step"])
+    evals = sorted((json.loads(p.read_text())
+                    for p in (workdir / "results").glob("eval_step*.json")), key=lambda r: r["step"])
     evals = [r for r in evals if metric in r["pretrained"]]
     if not evals:
         raise SystemExit(f"no evaluation in {workdir}/results has {metric!r}")
@@ -79,7 +79,9 @@ def plot_curve(workdir: Path, metric: str) -> Path:
     for r in read_metrics(workdir):
         elapsed += r.get("step_s", 0.0)
         minutes[r["step"]] = elapsed / 60
-    at = lambda step: minutes.get(step, max((m for s, m in minutes.items() if s <= step), default=0))
+    # an evaluation at an unlogged step: the minutes of the last logged step before it
+    at = lambda step: minutes.get(step, max((m for s, m in minutes.items() if s <= step),
+                                            default=0))
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot([at(r["step"]) for r in evals], [r["pretrained"][metric] for r in evals], "o-",
             label="pretrained")

@@ -16,11 +16,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from record_results import cpu_name, newest_eval, write_between_markers  # noqa: E402
+from record_results import (cpu_name, newest_eval, training_minutes,  # noqa: E402
+                            write_between_markers)
 
 from data_pipelines.speech_tasks import DIGITS  # noqa: E402
 from jepax.evaluators.report import eval_settings  # noqa: E402
-from jepax.metrics import read_metrics  # noqa: E402
 
 TASKS = {"digits": "spoken digits, held-out voices", "phrases": "Asterisk phrases, held-out speeds",
          "folder": "your folder"}
@@ -59,7 +59,7 @@ def table(workdir: Path, ablation_dir: Path | None, note: str) -> list[str]:
     lines.append("| RankMe (test features) | "
                  + " | ".join(fmt(row, "rankme", ".1f") for row in cols.values()) + " |")
     lines.append("")
-    minutes = sum(r["step_s"] for r in read_metrics(workdir)) / 60
+    minutes = training_minutes(workdir)
     lines.append(f"{run['step']} steps of batch {config['train']['batch_size']} "
                  f"({minutes:.1f} min of training) on {cpu_name()}"
                  + (f"; {note}" if note else "") + ".")

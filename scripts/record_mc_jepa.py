@@ -22,9 +22,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's packages
 sys.path.insert(0, str(Path(__file__).parent))
-from record_results import cpu_name, newest_eval, write_between_markers  # noqa: E402
+from record_results import (cpu_name, newest_eval, training_minutes,  # noqa: E402
+                            write_between_markers)
 
-from jepax.metrics import read_metrics  # noqa: E402
 
 METRICS = {"synthetic_epe": "synthetic pairs: EPE all (px)",
            "synthetic_epe_noc": "synthetic pairs: EPE non-occluded (px)",
@@ -54,7 +54,7 @@ def table(joint_dir: Path, flow_dir: Path | None, content_dir: Path | None, note
         lines.append(f"| {what} | " + " | ".join(fmt(row, key) for row in cols.values()) + " |")
     lines.append("")
     config = json.loads((joint_dir / "config.json").read_text())
-    minutes = sum(r["step_s"] for r in read_metrics(joint_dir)) / 60
+    minutes = training_minutes(joint_dir)
     lines.append(f"{joint['step']} steps of batch {config['train']['batch_size']} "
                  f"({minutes:.1f} min of training) on {cpu_name()}" + (f"; {note}" if note else "")
                  + ". '-': not measured (that run was not given).")

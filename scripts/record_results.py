@@ -42,9 +42,13 @@ def newest_eval(workdir: Path) -> dict:
     return json.loads(evals[-1].read_text())
 
 
+def training_minutes(workdir: Path) -> float:
+    """Minutes of training: the sum of the run's logged step times (evaluation not included)."""
+    return sum(r.get("step_s", 0.0) for r in read_metrics(workdir)) / 60
+
+
 def table(workdir: Path) -> list[str]:
     result = newest_eval(workdir)
-    train_s = sum(r["step_s"] for r in read_metrics(workdir))
     config = json.loads((workdir / "config.json").read_text())
     rows = {name: row for name, row in result.items() if name != "step"}
     metrics = [k for k in COLUMNS if any(k in r for r in rows.values())]
@@ -69,15 +73,16 @@ def table(workdir: Path) -> list[str]:
     sizes = "; ".join(f"{name} on {', '.join(f'{count(b[k])} {k}' for k in b if k.endswith('examples'))}"
                       for name, b in config.get("evals", {}).items())
     lines.append(f"{result['step']} steps of batch {config['train']['batch_size']} in "
-                 f"{train_s / 60:.1f} min of training on {platform.processor() or platform.machine()}"
+                 f"{training_minutes(workdir):.1f} min of training on {platform.processor() or platform.machine()}"
                  f" ({cpu_name()}); evaluation: {sizes}.")
     return lines
 
 
 # Sections a recipe's label leaves out: where and how a run ran and was evaluated, not what.
 NOT_RECIPE = ("name", "logging", "distributed", "mesh", "eval", "evals")
-RECIPE_COLUMNS = (("linear_probe_acc", "linear probe", ".3f"), ("knn_acc", "k-NN", ".3f"),
-                  ("rankme", "RankMe", ".1f"), ("collapse_rank", "centred rank", ".1f"))
+# The recipe table's metrics and their (shorter) headers; formats as in COLUMNS.
+RECIPE_COLUMNS = {"linear_probe_acc": "linear probe", "knn_acc": "k-NN", "rankme": "RankMe",
+                  "collapse_rank": "centred rank"}
 
 
 def recipe_label(config: dict, default: dict) -> str:
@@ -100,20 +105,18 @@ def recipes(workdirs: list[Path], default_spec: str) -> list[str]:
     from jepax.config import load_config
 
     default = json.loads(json.dumps(load_config(default_spec).to_dict()))
-    lines = ["| recipe | steps | train min | " + " | ".join(c[1] for c in RECIPE_COLUMNS) + " |",
+    lines = ["| recipe | steps | train min | " + " | ".join(RECIPE_COLUMNS.values()) + " |",
              "| --- | --- | --- |" + " --- |" * len(RECIPE_COLUMNS)]
-    cell = lambda row, k, fmt: format(row[k], fmt) if isinstance(row.get(k), (int, float)) else ""
-    for workdir in workdirs:
-        result = newest_eval(workdir)
+    cells = lambda row: " | ".join(format(row[k], COLUMNS[k][1]) if isinstance(
+        row.get(k), (int, float)) else "" for k in RECIPE_COLUMNS)
+    results = [newest_eval(workdir) for workdir in workdirs]
+    for workdir, result in zip(workdirs, results):
         label = recipe_label(json.loads((workdir / "config.json").read_text()), default)
-        minutes = sum(r["step_s"] for r in read_metrics(workdir)) / 60
-        lines.append(f"| {label} | {result['step']} | {minutes:.1f} | " + " | ".join(
-            cell(result["pretrained"], k, fmt) for k, _, fmt in RECIPE_COLUMNS) + " |")
-    first = newest_eval(workdirs[0])
-    for name, row in first.items():
+        lines.append(f"| {label} | {result['step']} | {training_minutes(workdir):.1f} | "
+                     + cells(result["pretrained"]) + " |")
+    for name, row in results[0].items():
         if name not in ("step", "pretrained"):
-            lines.append(f"| {name} | | | " + " | ".join(
-                cell(row, k, fmt) for k, _, fmt in RECIPE_COLUMNS) + " |")
+            lines.append(f"| {name} | | | " + cells(row) + " |")
     lines += ["", f"Pretrained rows: frozen target-encoder features; machine: {cpu_name()}."]
     return lines
 

@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from record_results import cpu_name, newest_eval, write_between_markers  # noqa: E402
+from record_results import (cpu_name, newest_eval, training_minutes,  # noqa: E402
+                            write_between_markers)
 
 from jepax.evaluators.report import eval_settings  # noqa: E402
-from jepax.metrics import read_metrics  # noqa: E402
 
 HEADS = ("contextual", "post_local", "pre_local")
 MODES = {"probe": "linear probe", "finetune": "fine-tune"}
@@ -41,13 +41,13 @@ def table(workdir: Path) -> list[str]:
     cells = [fmt(classical, f"{t}_classical") if r == ROWS[0] else "" for t in TASKS for r in ROWS]
     lines.append("| CSP + LDA (MI) / xDAWN + shrinkage LDA (ERP) | " + " | ".join(cells) + " |")
     config = json.loads((workdir / "config.json").read_text())
-    train_s = sum(r.get("step_s", 0.0) for r in read_metrics(workdir))
     ranks = ", ".join(f"{k} {v['rankme']:.1f}" for k, v in result.items()
                       if isinstance(v, dict) and "rankme" in v)
     # a re-evaluated run's config.json keeps the settings it was trained with
     block = eval_settings(workdir, result["step"])["downstream"]
     lines += ["", f"{result['step']} steps of batch {config['train']['batch_size']} in "
-              f"{train_s / 60:.1f} min of training on {cpu_name()}, shared with other jobs; "
+              f"{training_minutes(workdir):.1f} min of training on {cpu_name()}, shared with "
+              "other jobs; "
               f"{block['folds']}-fold CV per held-out subject ({config['data']['heldout_subjects']}"
               f" subjects); probe: the head fit to convergence (L-BFGS, {block['probe_steps']} "
               f"steps), fine-tune: {block['finetune_epochs']} epochs at lr {block['finetune_lr']:g}"
