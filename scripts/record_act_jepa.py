@@ -18,9 +18,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from record_results import cpu_name, newest_eval, write_between_markers  # noqa: E402
-
-from jepax.metrics import read_metrics  # noqa: E402
+from record_results import (cpu_name, newest_eval, training_minutes,  # noqa: E402
+                            write_between_markers)
 
 COLUMNS = (("closed_loop_success", "success", ".2f"), ("closed_loop_push", "push", ".2f"),
            ("closed_loop_reach", "reach", ".2f"), ("world_model_rmse", "world-model RMSE", ".3f"),
@@ -43,8 +42,7 @@ def _fmt(row, key, spec):
 
 def footer(name: str, workdir: Path) -> str:
     config = json.loads((workdir / "config.json").read_text())
-    records = read_metrics(workdir)
-    minutes = sum(r["step_s"] for r in records) / 60
+    minutes = training_minutes(workdir)
     evaluated = config["eval"]["evaluators"]
     rollouts = (f"{config['evals']['closed_loop']['rollouts']} closed-loop rollouts"
                 if evaluated is None or "closed_loop" in evaluated else "no closed loop")

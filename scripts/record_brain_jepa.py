@@ -18,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 
 from jepax.config import load_config  # noqa: E402
 from jepax.metrics import read_metrics  # noqa: E402
-from scripts.record_results import cpu_name, newest_eval, write_between_markers  # noqa: E402
+from scripts.record_results import (cpu_name, newest_eval, training_minutes,  # noqa: E402
+                                    write_between_markers)
 
 CONFIG = str(Path(__file__).resolve().parents[1] / "experiments" / "brain_jepa.py")
 ROWS = ("pretrained", "random init", "raw ROI series", "FC")
@@ -46,7 +47,6 @@ def table(workdir: Path, shared: bool = False) -> list[str]:
     result = newest_eval(workdir)
     config = json.loads((workdir / "config.json").read_text())
     logged = [r for r in read_metrics(workdir) if "step_s" in r]
-    train_s = sum(r["step_s"] for r in logged)
     waits = [r["data_wait_frac"] for r in logged[1:] if "data_wait_frac" in r]  # not compile
     wait = f", data wait {sum(waits) / len(waits):.1%} of step time" if waits else ""
     machine = cpu_name() + (", shared with other jobs (an idle machine is faster)" if shared else "")
@@ -67,7 +67,7 @@ def table(workdir: Path, shared: bool = False) -> list[str]:
     pre = result.get("pretrained", {})
     lines += ["", f"{result['step']} steps{reduced} of batch {config['train']['batch_size']} "
               f"({m['width']}x{m['depth']} ViT, {d['rois']} ROIs x {d['frames']} frames, patch "
-              f"{m['patch']}) in {train_s / 60:.1f} min of training{wait} on {machine}. "
+              f"{m['patch']}) in {training_minutes(workdir):.1f} min of training{wait} on {machine}. "
               f"Collapse check of the pretrained features: spread "
               f"{pre.get('collapse_spread', float('nan')):.3g}, centred rank "
               f"{pre.get('collapse_rank', float('nan')):.1f}. Fingerprint chance 1/7 = 0.143; "

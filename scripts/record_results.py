@@ -23,11 +23,14 @@ from jepax.metrics import read_metrics
 
 # Display name and format of known metrics, in table order; other metrics follow as they are.
 COLUMNS = {"linear_probe_acc": ("linear probe acc", ".3f"), "knn_acc": ("k-NN acc", ".3f"),
+           "linear_probe_last4_acc": ("probe, last 4 layers", ".3f"),
            "svm_acc": ("linear SVM acc", ".3f"), "few_shot_acc": ("few-shot acc", ".3f"),
            "retrieval_top1": ("retrieval top-1", ".3f"), "retrieval_mrr": ("retrieval MRR", ".3f"),
            "mlp_acc": ("MLP acc", ".3f"), "resnet_acc": ("ResNet acc", ".3f"),
            "gbdt_acc": ("GBDT acc", ".3f"), "mlp_rmse": ("MLP RMSE", ".3f"),
            "resnet_rmse": ("ResNet RMSE", ".3f"), "gbdt_rmse": ("GBDT RMSE", ".3f"),
+           "fine_tune_acc": ("fine-tuned acc", ".3f"),
+           "fine_tune_minutes": ("fine-tuning min", ".1f"),
            "rankme": ("RankMe", ".1f"), "collapse_rank": ("centred rank", ".1f"),
            "collapse_spread": ("spread", ".2f")}
 HIDDEN = ("rankme_max", "svm_seeds")  # and every *_train_acc (probes' fit on their training split)
@@ -80,6 +83,9 @@ def table(workdir: Path) -> list[str]:
 
 # Sections a recipe's label leaves out: where and how a run ran and was evaluated, not what.
 NOT_RECIPE = ("name", "logging", "distributed", "mesh", "eval", "evals")
+# Settings in a recipe section that only say how a run was saved or driven, not what it learned.
+NOT_RECIPE_KEYS = ("train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
+                   "train.async_checkpoints", "train.run_steps", "train.allow_config_change")
 # The recipe table's metrics and their (shorter) headers; formats as in COLUMNS.
 RECIPE_COLUMNS = {"linear_probe_acc": "linear probe", "knn_acc": "k-NN", "rankme": "RankMe",
                   "collapse_rank": "centred rank"}
@@ -95,13 +101,15 @@ def recipe_label(config: dict, default: dict) -> str:
                 yield f"{prefix}{k}", json.dumps(v)
     default_values = dict(flat({k: v for k, v in default.items() if k not in NOT_RECIPE}))
     changed = [f"{k}={json.loads(v)}" for k, v in flat(
-        {k: v for k, v in config.items() if k not in NOT_RECIPE}) if default_values.get(k) != v]
+        {k: v for k, v in config.items() if k not in NOT_RECIPE})
+        if default_values.get(k) != v and k not in NOT_RECIPE_KEYS]
     return ", ".join(changed) or "default"
 
 
 def recipes(workdirs: list[Path], default_spec: str) -> list[str]:
     """One row per run: its changes to the default config, steps, minutes of training and the
-    pretrained row's scores; then the first run's comparison rows (random init, baselines)."""
+    pretrained row's scores; then the comparison rows (random init, baselines) of the default's
+    run, or of the first run when none is the default."""
     from jepax.config import load_config
 
     default = json.loads(json.dumps(load_config(default_spec).to_dict()))
@@ -110,11 +118,13 @@ def recipes(workdirs: list[Path], default_spec: str) -> list[str]:
     cells = lambda row: " | ".join(format(row[k], COLUMNS[k][1]) if isinstance(
         row.get(k), (int, float)) else "" for k in RECIPE_COLUMNS)
     results = [newest_eval(workdir) for workdir in workdirs]
-    for workdir, result in zip(workdirs, results):
-        label = recipe_label(json.loads((workdir / "config.json").read_text()), default)
+    labels = [recipe_label(json.loads((workdir / "config.json").read_text()), default)
+              for workdir in workdirs]
+    for workdir, label, result in zip(workdirs, labels, results):
         lines.append(f"| {label} | {result['step']} | {training_minutes(workdir):.1f} | "
                      + cells(result["pretrained"]) + " |")
-    for name, row in results[0].items():
+    compared = results[labels.index("default")] if "default" in labels else results[0]
+    for name, row in compared.items():
         if name not in ("step", "pretrained"):
             lines.append(f"| {name} | | | " + cells(row) + " |")
     lines += ["", f"Pretrained rows: frozen target-encoder features; machine: {cpu_name()}."]

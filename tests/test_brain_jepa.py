@@ -174,6 +174,34 @@ def test_fine_tune_evaluator_learns_an_easy_task_on_a_model_row_and_skips_baseli
     assert evaluator.evaluate(Row("FC", data)) == {}
 
 
+def test_fine_tune_scratch_layer_decay_applies_to_the_random_init_row_only(model, monkeypatch):
+    """Training from scratch gets its own layer-wise decay; the pretrained row keeps
+    layer_decay. The real fine-tuning runs; the spy only records what each row got."""
+    from jepax.evaluators import fine_tune as fine_tune_module
+    variant, params = model
+    rng = np.random.default_rng(0)
+    splits = {s: {"bold": rng.normal(size=(16, 80, 12)).astype(np.float32),
+                  "label": np.arange(16) % 2} for s in ("train", "test")}
+    got = {}
+    real = fine_tune_module.fine_tune
+
+    def spy(*args, layer_decay, **kwargs):
+        got[len(got)] = layer_decay
+        return real(*args, layer_decay=layer_decay, **kwargs)
+
+    monkeypatch.setattr(fine_tune_module, "fine_tune", spy)
+    block = {**FineTune.DEFAULTS, "every": 0, "steps": 2, "layer_decay": 0.5,
+             "scratch_layer_decay": 1.0}
+    evaluator = FineTune("ft", block)
+    data = lambda split, n: splits[split]
+    res = evaluator.evaluate(Row("random init", data, params["encoder"], variant))
+    evaluator.evaluate(Row("pretrained", data, params["encoder"], variant))
+    assert got == {0: 1.0, 1: 0.5}
+    assert res["ft_minutes"] > 0
+    with pytest.raises(ConfigError, match="scratch_layer_decay"):
+        FineTune("ft", {**block, "scratch_layer_decay": 0.0})
+
+
 def test_collapse_guard_stops_only_a_collapsed_pretrained_row():
     block = {"type": "collapse", "every": 10, "outputs": "features", "split": "train",
              "examples": 64, "min_spread": 1e-3, "min_rank": 1.5}

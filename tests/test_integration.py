@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -192,11 +193,22 @@ def test_recipe_table_and_probe_curve_are_made_from_the_runs(tmp_path):
     row = lines[2]
     assert "model.target_norm=layer_center" in row and "model.width=32" in row
     assert "train.steps=4" in row and "evals" not in row  # evaluation settings are no recipe
+    assert "checkpoint_every" not in row and "log_every" not in row  # nor how it was saved
     assert f"| {final['pretrained']['linear_probe_acc']:.3f} |" in row
     assert f"| {final['pretrained']['collapse_rank']:.1f} |" in row
     assert any(l.startswith("| raw pixels |") for l in lines)
     tiny = json.loads(json.dumps(load_config(IJEPA + ":tiny").to_dict()))
     assert recipe_label(tiny, tiny) == "default"
+    # A second run with the default's config: the comparison rows come from it.
+    default_run = tmp_path / "default_run"
+    shutil.copytree(tmp_path / "results", default_run / "results")
+    shutil.copy(tmp_path / "metrics.jsonl", default_run / "metrics.jsonl")
+    (default_run / "config.json").write_text(json.dumps(tiny))
+    final["random init"]["linear_probe_acc"] = 0.123
+    (default_run / "results" / "eval_step4.json").write_text(json.dumps(final))
+    lines = recipes([tmp_path, default_run], IJEPA + ":tiny")
+    assert lines[3].startswith("| default |")
+    assert next(l for l in lines if l.startswith("| random init |")).count("| 0.123 |") == 1
     curve = plot_curve(tmp_path, "linear_probe_acc")
     assert curve.stat().st_size > 1000
     with pytest.raises(SystemExit, match="knn_acc"):

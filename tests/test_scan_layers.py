@@ -60,6 +60,24 @@ def test_scanned_stack_computes_the_unrolled_outputs_and_gradients(both, outputs
         np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
 
 
+def test_last_layers_are_the_last_blocks_outputs_through_the_final_norm_in_both_layouts(both):
+    """Transformer.last_layers (the I-JEPA last-4-layers readout): block by block by hand."""
+    from flax import nnx
+
+    unrolled, scanned, params, stacked = both
+    x = jax.random.normal(jax.random.key(1), (3, 10, WIDTH))
+    module = nnx.merge(unrolled.graphdef, params)
+    hidden, h = [], x
+    for block in module.blocks:
+        h = block(h)
+        hidden.append(module.norm(h))
+    expected = jnp.stack(hidden[-2:])
+    for model, p in ((unrolled, params), (scanned, stacked)):
+        got = jax.jit(lambda p: model.method("last_layers", p, x, 2))(p)
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+    np.testing.assert_allclose(expected[-1], unrolled(params, x), atol=1e-5)
+
+
 def test_stacked_init_keeps_each_layers_output_projection_scale():
     params = jax.jit(stack(True, depth=6).init)(jax.random.key(3))
     kernel = np.asarray(params["blocks"]["mlp"]["fc2"]["kernel"])

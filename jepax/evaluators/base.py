@@ -20,6 +20,9 @@ from jepax.config import ConfigError
 
 log = logging.getLogger("jepax")
 
+# The row of the same model at its random initialization.
+RANDOM_INIT = "random init"
+
 
 class Row:
     """`params`: the row's evaluated parameters (the variant's eval_params) and `variant` the

@@ -39,7 +39,7 @@ from jax.experimental import multihost_utils
 
 from data_pipelines.errors import DataError
 from jepax.config import ConfigError
-from jepax.evaluators.base import check
+from jepax.evaluators.base import RANDOM_INIT, check
 from jepax.evaluators.linear_probe import fit_probe, probe_logits
 
 log = logging.getLogger("jepax")
@@ -104,7 +104,7 @@ class Downstream:
                 predicted = np.argmax(np.asarray(probe_logits(probe, test["features"])), 1)
                 out[f"{task}_probe_acc"] = float(np.mean(predicted == test[b["label"]]))
             if b["finetune"] and row.params is not None and (
-                    b["finetune_random_init"] or row.name != "random init"):
+                    b["finetune_random_init"] or row.name != RANDOM_INIT):
                 if not hasattr(row.variant, "fine_tune_features"):
                     raise ConfigError(f"{type(row.variant).__name__} has no fine_tune_features; "
                                       "set finetune=False in this evaluator's block")

@@ -14,14 +14,17 @@ scored on another (the recipe of Brain-JEPA's downstream code, MAE's before it):
 Drop-path (0.1 in the released config) is not applied: jepax's blocks have none.
 
 Rows without a model (baselines) are skipped; 'random init' fine-tunes the same architecture
-from its random initialization (supervised training from scratch). Metrics are named after the
-block: `<name>_acc`, or `<name>_r` and `<name>_mse` (MSE in units of the training targets'
-variance) for regression.
+from its random initialization (supervised training from scratch, the same steps and batch: the
+same wall time); `scratch_layer_decay` (None: `layer_decay`) sets its layer-wise decay, which
+from scratch only slows layers that have nothing to keep. Metrics are named after the block:
+`<name>_acc`, or `<name>_r` and `<name>_mse` (MSE in units of the training targets' variance)
+for regression, and `<name>_minutes` (the fine-tuning's wall time).
 """
 
 from __future__ import annotations
 
 import re
+import time
 
 import jax
 import jax.numpy as jnp
@@ -30,7 +33,7 @@ import optax
 from jax.experimental import multihost_utils
 
 from jepax.config import ConfigError
-from jepax.evaluators.base import check
+from jepax.evaluators.base import RANDOM_INIT, check
 from jepax.layer_stack import stacked_layers
 from jepax.optim import decay_mask
 from jepax.sharding import path_key
@@ -41,7 +44,7 @@ class FineTune:
                 "train_examples": 10000, "test_split": "test", "test_examples": 10000,
                 "steps": 200, "batch_size": 16, "base_lr": 1e-3, "min_lr": 1e-6,
                 "warmup_steps": 0, "weight_decay": 0.05, "layer_decay": 0.75,
-                "official": False, "seed": 0}
+                "scratch_layer_decay": None, "official": False, "seed": 0}
 
     def __init__(self, name, config_block):
         self.name, self.block = name, config_block
@@ -52,9 +55,10 @@ class FineTune:
         if config_block["task"] not in ("classification", "regression"):
             raise ConfigError(f"evals.{name}.task={config_block['task']!r}: use 'classification' "
                               "or 'regression'")
-        if not 0 < config_block["layer_decay"] <= 1:
-            raise ConfigError(f"evals.{name}.layer_decay={config_block['layer_decay']} must be in "
-                              "(0, 1]")
+        for key in ("layer_decay", "scratch_layer_decay"):
+            value = config_block[key]
+            if (value is not None or key == "layer_decay") and not 0 < value <= 1:
+                raise ConfigError(f"evals.{name}.{key}={value} must be in (0, 1]")
         self.columns = ((f"{name}_acc",) if config_block["task"] == "classification"
                         else (f"{name}_r", f"{name}_mse"))
 
@@ -66,12 +70,18 @@ class FineTune:
         train = row.data(b["train_split"], b["train_examples"])
         test = row.data(b["test_split"], b["test_examples"])
         inputs = variant.eval_inputs
+        layer_decay = b["layer_decay"]
+        if row.name == RANDOM_INIT and b["scratch_layer_decay"] is not None:
+            layer_decay = b["scratch_layer_decay"]
+        start = time.perf_counter()
         result = fine_tune(variant, _to_host(params),
                            {k: train[k] for k in inputs}, train[b["label"]],
-                           {k: test[k] for k in inputs}, test[b["label"]], **{
+                           {k: test[k] for k in inputs}, test[b["label"]],
+                           layer_decay=layer_decay, **{
                                k: b[k] for k in ("task", "steps", "batch_size", "base_lr",
                                                  "min_lr", "warmup_steps", "weight_decay",
-                                                 "layer_decay", "official", "seed")})
+                                                 "official", "seed")})
+        result["minutes"] = (time.perf_counter() - start) / 60
         return {f"{self.name}_{k}": v for k, v in result.items()}
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from data_pipelines.pipeline import eval_arrays
 from jepax import evaluators as registry
 from jepax import sharding
-from jepax.evaluators.base import Row
+from jepax.evaluators.base import RANDOM_INIT, Row
 from jepax.evaluators.report import write_results
 
 log = logging.getLogger("jepax")
@@ -125,7 +125,7 @@ class EvalRunner:
         for n in names:
             rows["pretrained"].update(self.evaluators[n].evaluate(pretrained))
         if self._comparison is None:
-            self._comparison = [self.model_row("random init", self.random_params())] + [
+            self._comparison = [self.model_row(RANDOM_INIT, self.random_params())] + [
                 self._row(name, fn) for name, fn in self.variant.baselines().items()]
         for row in self._comparison:
             rows[row.name] = {}

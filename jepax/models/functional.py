@@ -72,3 +72,7 @@ class Functional:
 
     def __call__(self, params: dict, *args, **kwargs):
         return nnx.merge(self.graphdef, params)(*args, **kwargs)
+
+    def method(self, name: str, params: dict, *args, **kwargs):
+        """Another method of the module: `method('last_layers', params, x, 4)`."""
+        return getattr(nnx.merge(self.graphdef, params), name)(*args, **kwargs)

@@ -71,6 +71,25 @@ class Transformer(nnx.Module):
             x = call(block, x, key_mask, outputs if i == self.depth - 1 else None)
         return self.norm(x)
 
+    def last_layers(self, x, n: int, key_mask=None):
+        """All tokens' outputs of the last `n` blocks, each through the final LayerNorm:
+        (n, B, N, D), for readouts that pool several layers."""
+        if self.scan:
+            graphdef, params = nnx.split(self.blocks)
+
+            def layer(x, params):
+                x = nnx.merge(graphdef, params)(x, key_mask)
+                return x, x
+
+            hidden = jax.lax.scan(layer, x, params)[1]
+        else:
+            hidden = []
+            for block in self.blocks:
+                x = block(x, key_mask)
+                hidden.append(x)
+            hidden = jnp.stack(hidden)
+        return self.norm(hidden[-n:])
+
     def _scanned(self, x, key_mask, outputs):
         graphdef, params = nnx.split(self.blocks)
 
@@ -112,6 +131,16 @@ class Encoder(nnx.Module):
         """Encode all tokens, or only `keep_idx` (B, K) with validity `keep_valid` (B, K).
         `replaced` (B, N) bool with `replacement` (D,): those tokens' embeddings are replaced
         (BERT / data2vec-style masking that keeps the sequence and its positions)."""
+        return self.transformer(self._embedded(inputs, keep_idx, replaced, replacement),
+                                keep_valid)
+
+    def last_layers(self, inputs, n: int):
+        """All tokens' outputs of the last `n` blocks, each through the final LayerNorm:
+        (n, B, N, D)."""
+        return self.transformer.last_layers(self._embedded(inputs), n)
+
+    def _embedded(self, inputs, keep_idx=None, replaced=None, replacement=None):
+        """Token embeddings plus positions: the transformer's input."""
         tokens = self.tokenizer.split(inputs)
         pos = _positions(self.positions, self.dim, self.grid)
         if keep_idx is None:
@@ -121,8 +150,7 @@ class Encoder(nnx.Module):
         x = self.tokenizer.embed(tokens)
         if replaced is not None:
             x = jnp.where(replaced[..., None], replacement.astype(x.dtype), x)
-        x = constrain(x + pos.astype(x.dtype), ("batch", "seq", None))
-        return self.transformer(x, keep_valid)
+        return constrain(x + pos.astype(x.dtype), ("batch", "seq", None))
 
 
 class Predictor(nnx.Module):

@@ -31,6 +31,9 @@ from jepax.variants.jepa import (DTYPES, EncoderPredictorJEPA, normalize_over_ba
                                  validate_target_norm, validate_vit_model)
 from jepax.variants.monitors import collapse_monitors
 
+# Layers whose pooled outputs `last4_features` concatenates.
+READOUT_LAYERS = 4
+
 
 class IJEPA(EncoderPredictorJEPA):
     """The I-JEPA variant: models, masks, loss, evaluation features and FLOPs."""
@@ -91,9 +94,13 @@ class IJEPA(EncoderPredictorJEPA):
         return functools.partial(_resized, size=self.config.data.image_size)
 
     def outputs(self, target, inputs):
-        """Average-pooled target-encoder features."""
+        """Target-encoder features: the last layer average-pooled (`features`) and the average
+        pools of the last four layers concatenated (`last4_features`, the readout of the I-JEPA
+        paper's low-shot probes; fewer layers when the encoder is shallower)."""
         images = self.normalize(inputs["image"])
-        return {"features": self.encoder(target, images).astype(jnp.float32).mean(axis=1)}
+        layers = self.encoder.method("last_layers", target, images, READOUT_LAYERS)
+        pooled = layers.astype(jnp.float32).mean(axis=2)  # (layers, B, width)
+        return {"features": pooled[-1], "last4_features": jnp.concatenate(list(pooled), -1)}
 
     @staticmethod
     def baselines():
