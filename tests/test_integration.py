@@ -209,6 +209,10 @@ def test_recipe_table_and_probe_curve_are_made_from_the_runs(tmp_path):
     lines = recipes([tmp_path, default_run], IJEPA + ":tiny")
     assert lines[3].startswith("| default |")
     assert next(l for l in lines if l.startswith("| random init |")).count("| 0.123 |") == 1
+    chosen = recipes([tmp_path], IJEPA + ":tiny", {"rankme": "rank me", "linear_probe_acc": "lp"})
+    assert chosen[0] == "| recipe | steps | train min | rank me | lp |"
+    assert chosen[2].endswith(f"| {final['pretrained']['rankme']:.1f} | "
+                              f"{final['pretrained']['linear_probe_acc']:.3f} |")
     curve = plot_curve(tmp_path, "linear_probe_acc")
     assert curve.stat().st_size > 1000
     with pytest.raises(SystemExit, match="knn_acc"):
