@@ -87,7 +87,9 @@ schedule, masking ratios, and a gradient-position ablation in training. Full run
 lr 1.25e-4 and 6.25e-5 (the paper's lr scaled linearly to batch 32) on two seeds each keep every
 win above and still lose globally pooled fingerprinting in 3 of 4 runs, and whether RankMe stays
 at random init's level depends on the seed more than on the rate; layer_center for the full run
-keeps RankMe up on both seeds (15.8, 15.2) and wins coupling but loses fingerprinting, per ROI too.
+keeps RankMe up on both seeds (15.8, 15.2) and wins coupling but loses fingerprinting, per ROI too;
+EMA from 0.999 wins the per-ROI and fine-tuned scores on both seeds; of the global probes,
+fingerprint and coupling win on seed 1 and lose narrowly on seed 0, short windows lose on both.
 The default stays the paper's recipe at lr 5e-4 (the table above) until a change wins on two
 seeds.
 
