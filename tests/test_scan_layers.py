@@ -71,11 +71,12 @@ def test_last_layers_are_the_last_blocks_outputs_through_the_final_norm_in_both_
     for block in module.blocks:
         h = block(h)
         hidden.append(module.norm(h))
-    expected = jnp.stack(hidden[-2:])
-    for model, p in ((unrolled, params), (scanned, stacked)):
-        got = jax.jit(lambda p: model.method("last_layers", p, x, 2))(p)
-        np.testing.assert_allclose(got, expected, atol=1e-5)
-    np.testing.assert_allclose(expected[-1], unrolled(params, x), atol=1e-5)
+    for n in (2, len(hidden), len(hidden) + 1):  # more than the depth: every layer
+        expected = jnp.stack(hidden[-n:])
+        for model, p in ((unrolled, params), (scanned, stacked)):
+            got = jax.jit(lambda p: model.method("last_layers", p, x, n))(p)
+            np.testing.assert_allclose(got, expected, atol=1e-5)
+    np.testing.assert_allclose(hidden[-1], unrolled(params, x), atol=1e-5)
 
 
 def test_stacked_init_keeps_each_layers_output_projection_scale():

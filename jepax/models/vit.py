@@ -73,7 +73,9 @@ class Transformer(nnx.Module):
 
     def last_layers(self, x, n: int, key_mask=None):
         """All tokens' outputs of the last `n` blocks, each through the final LayerNorm:
-        (n, B, N, D), for readouts that pool several layers."""
+        (n, B, N, D), for readouts that pool several layers. Only those n are kept: a deep
+        encoder's every layer would hold depth x the activations."""
+        first = max(self.depth - n, 0)
         if self.scan:
             graphdef, params = nnx.split(self.blocks)
 
@@ -81,14 +83,18 @@ class Transformer(nnx.Module):
                 x = nnx.merge(graphdef, params)(x, key_mask)
                 return x, x
 
-            hidden = jax.lax.scan(layer, x, params)[1]
+            early, late = (jax.tree.map(lambda p: p[:first], params),
+                           jax.tree.map(lambda p: p[first:], params))
+            x = jax.lax.scan(lambda x, p: (layer(x, p)[0], None), x, early)[0]
+            hidden = jax.lax.scan(layer, x, late)[1]
         else:
             hidden = []
-            for block in self.blocks:
+            for i, block in enumerate(self.blocks):
                 x = block(x, key_mask)
-                hidden.append(x)
+                if i >= first:
+                    hidden.append(x)
             hidden = jnp.stack(hidden)
-        return self.norm(hidden[-n:])
+        return self.norm(hidden)
 
     def _scanned(self, x, key_mask, outputs):
         graphdef, params = nnx.split(self.blocks)
