@@ -53,57 +53,57 @@ docs/brain_jepa.md) the same recipe wins by more: fingerprint 0.625 vs 0.560, co
 0.443 (fine-tuned 0.542 vs 0.398), RankMe 11.8 vs 11.9. One binomial standard error on the 168
 test windows is 0.038: seed 0's global margins are within it.
 
-The default differs from the paper's recipe in the EMA start (0.999, not 0.996); its predictor
-depth is the paper's 6. Each change was searched on two seeds (docs/brain_jepa.md, "Predictor
-depth"): with a 2-deep predictor and EMA from 0.996 (the previous default) the pretrained
-features kept the per-ROI subject signal (per-ROI fingerprint 0.994) but globally pooled
-fingerprinting fell to 0.452 vs 0.595 and RankMe to 4.4 (the table's first version).
+Besides its CPU sizes and lr (5e-4 at batch 32), the default differs from the paper's recipe in the
+EMA start (0.999, not 0.996); its predictor depth is the paper's 6. The two were measured together
+on two seeds, not apart (docs/brain_jepa.md, "Predictor depth"). With a 2-deep predictor and EMA
+from 0.996 (the previous default) the pretrained features kept the per-ROI subject signal (per-ROI
+fingerprint 0.994) but globally pooled fingerprinting fell to 0.452 vs 0.595 and RankMe to 4.4 (the
+table's first version).
 
 Why that run's features went low-rank (docs/brain_jepa.md, "What collapses here"): with the paper's
 targets (a per-token LayerNorm) the target encoder drifts towards one vector shared by every
 token of every input, which is a valid LayerNorm output and perfectly predictable: at step 900 it
 carries most of the pooled features' size (mean norm 10.6 of ~11.3; 5.9 at random init), and
 RankMe counts it as one direction. Its seed is the near-constant sin-cos of the few time patches.
-Short runs (the previous default's 900-step schedule stopped at step 200, evaluated on the same windows;
-2 cores shared with 6 other jobs, load ~15):
+Short runs (the previous default's 900-step schedule stopped at step 200, evaluated on the same
+windows; 2 cores shared with 6 other jobs, load ~15):
 
     | at step 200 of 900 | loss | target_std | fingerprint, probe | fingerprint, per ROI | RankMe | spread | centred rank |
     | --- | --- | --- | --- | --- | --- | --- | --- |
-    | paper targets, lr 5e-4 (default) | 0.137 | 0.516 | 0.476 | 0.976 | 6.7 | 0.210 | 16.9 |
+    | paper targets, lr 5e-4 (previous default) | 0.137 | 0.516 | 0.476 | 0.976 | 6.7 | 0.210 | 16.9 |
     | paper targets, lr 1.25e-4, warmup 90 | 0.255 | 0.692 | 0.554 | 0.982 | 9.6 | 0.327 | 17.3 |
     | target_norm=layer_batch, lr 5e-4 | 0.426 | n/a | 0.583 | 0.821 | 13.9 | 0.528 | 18.4 |
     | target_norm=layer_center, lr 5e-4 | 0.302 | 0.811 | 0.583 | 0.821 | 13.8 | n/a | n/a |
     | random init | | | 0.595 | 0.905 | 10.8 | 0.399 | 17.4 |
 
-In the default run the shared vector's share of the layer-normed targets' energy
-(`target_shared`) rises from 0.32 at step 1 to 0.69 at step 200. A lower lr only slows the drift
-(same target_std at equal loss: 0.69 at loss 0.25, 0.70 in the default run). Standardizing the
-targets over the batch (`--config.model.target_norm=layer_batch`) removes the shared vector from
-them: RankMe rises above random init instead of falling (13.9 vs 10.8) and the features spread
-more (0.53 vs 0.40), but at step 200 they fingerprint no better than random init with global
-pooling (0.583 vs 0.595) and worse per ROI (0.821 vs 0.905); its loss stays near 0.43 (the
-standardized targets are mostly unpredictable), so a falling loss is not its sign of progress.
-Removing only the batch mean (`target_norm=layer_center`, each dimension keeps its spread
-across inputs; target_shared 0.23 at step 200) lands where layer_batch does: RankMe above random
-init (13.8), fingerprinting no better than random init (0.583 globally, 0.821 per ROI; the same
-counts of the 168 test windows as layer_batch). Not measured (each 200-step run took ~20 min on
-the loaded machine; layer_center's 6.6 min of training + 4.6 min of probes): predictor depth, EMA
-schedule, masking ratios, and a gradient-position ablation in training. Full runs since
-(docs/brain_jepa.md, "What collapses here" and "Learning rate and seed"): layer_batch at 900 and
-1800 steps stays below random init on fingerprinting (0.566, 0.554) and loses the per-ROI gains;
-lr 1.25e-4 and 6.25e-5 (the paper's lr scaled linearly to batch 32) on two seeds each keep every
-win above and still lose globally pooled fingerprinting in 3 of 4 runs, and whether RankMe stays
-at random init's level depends on the seed more than on the rate; layer_center for the full run
-keeps RankMe up on both seeds (15.8, 15.2) and wins coupling but loses fingerprinting, per ROI too;
-EMA from 0.999 wins the per-ROI and fine-tuned scores on both seeds; of the global probes,
-fingerprint and coupling win on seed 1 and lose narrowly on seed 0, short windows lose on both.
-EMA from 0.999 at lr 1.25e-4 repeats that split; patch 8 (6 time patches) lowers RankMe further
-and makes the random-init encoder a stronger baseline; a stronger probe weight decay lowers both
-encoders' fingerprinting. Across those eleven patch-16 runs (predictor depth 2) the globally pooled fingerprint of the
-pretrained encoder lies within about one standard error (0.038 on 168 windows) of random init's.
-The paper's predictor depth (6) with EMA from 0.999 is the first setting that beats random init
-on both tasks' global probes and keeps RankMe at random init's level on both seeds: it is the
-default (the table above).
+In the default run the shared vector's share of the layer-normed targets' energy (`target_shared`)
+rises from 0.32 at step 1 to 0.69 at step 200. A lower lr only slows the drift (same target_std at
+equal loss: 0.69 at loss 0.25, 0.70 in the default run). Standardizing the targets over the batch
+(`--config.model.target_norm=layer_batch`) removes the shared vector from them: RankMe rises above
+random init instead of falling (13.9 vs 10.8) and the features spread more (0.53 vs 0.40), but at
+step 200 they fingerprint no better than random init with global pooling (0.583 vs 0.595) and worse
+per ROI (0.821 vs 0.905); its loss stays near 0.43 (the standardized targets are mostly
+unpredictable), so a falling loss is not its sign of progress. Removing only the batch mean
+(`target_norm=layer_center`, each dimension keeps its spread across inputs; target_shared 0.23 at
+step 200) lands where layer_batch does: RankMe above random init (13.8), fingerprinting no better
+than random init (0.583 globally, 0.821 per ROI; the same counts of the 168 test windows as
+layer_batch). Not measured in those short runs (each 200-step run took ~20 min on the loaded
+machine; layer_center's 6.6 min of training + 4.6 min of probes): predictor depth, EMA schedule,
+masking ratios, and a gradient-position ablation in training. Full runs since (docs/brain_jepa.md,
+"What collapses here" and "Learning rate and seed"): layer_batch at 900 and 1800 steps stays below
+random init on fingerprinting (0.566, 0.554) and loses the per-ROI gains; lr 1.25e-4 and 6.25e-5
+(the paper's lr scaled linearly to batch 32) on two seeds each keep every win above and still lose
+globally pooled fingerprinting in 3 of 4 runs, and whether RankMe stays at random init's level
+depends on the seed more than on the rate; layer_center for the full run keeps RankMe up on both
+seeds (15.8, 15.2) and wins coupling but loses fingerprinting, per ROI too; EMA from 0.999 wins the
+per-ROI and fine-tuned scores on both seeds; of the global probes, fingerprint and coupling win on
+seed 1 and lose narrowly on seed 0, short windows lose on both. EMA from 0.999 at lr 1.25e-4 repeats
+that split; patch 8 (6 time patches) lowers RankMe further and makes the random-init encoder a
+stronger baseline; a stronger probe weight decay lowers both encoders' fingerprinting. Across those
+eleven patch-16 runs (predictor depth 2) the globally pooled fingerprint of the pretrained encoder
+lies within about one standard error (0.038 on 168 windows) of random init's. The paper's predictor
+depth (6) with EMA from 0.999 is the first setting that beats random init on both tasks' global
+probes and keeps RankMe at random init's level on both seeds: it is the default (the table above).
 
 Commands:
     # the headline run: set up (neurolib, numba, ...) and train + evaluate, ~35 min on 2 cores
@@ -147,8 +147,8 @@ def get_config(arg=None):
     c.model = dict(
         patch=16,                 # frames per time patch (as the paper)
         width=128, depth=4, heads=4, mlp_ratio=4.0,
-        # The paper's predictor depth (6): at depth 2 the pretrained features lose to random init
-        # (docs/brain_jepa.md, "Predictor depth").
+        # The paper's predictor depth (6): at depth 2 the globally pooled features fingerprint
+        # no better than random init (docs/brain_jepa.md, "Predictor depth").
         pred_width=64, pred_depth=6, pred_heads=2,
         positions="gradient",     # gradient | sincos | anatomy (the paper's ablations)
         patch_init="fan_in",      # fan_in (std 1/sqrt(patch)) | official (std 0.02, the code)
